@@ -1,0 +1,73 @@
+/**
+ * Spent-set on Redis, shared by every replica: one `SET key 1 PX ttl NX` per spend, atomic on the server.
+ * Keys are the prefix plus the raw 32-byte payment hash (binary-safe, compact).
+ * Commands fail fast while Redis is away (no offline queue) so the gate can answer 503 or fall back.
+ */
+import Redis, { Cluster, type RedisOptions } from 'ioredis';
+import { DependencyUnavailable, type SpentSet } from '../core/ports';
+import { withTimeout } from './timeout';
+
+export type RedisTarget =
+  | { mode: 'standalone'; url: string }
+  | { mode: 'sentinel'; sentinels: { host: string; port: number }[]; masterName: string; password?: string }
+  | { mode: 'cluster'; nodes: { host: string; port: number }[]; password?: string };
+
+export interface RedisSpentSetOptions {
+  target: RedisTarget;
+  keyPrefix: string;
+  commandTimeoutMs: number;
+}
+
+export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
+  const client = connect(options);
+  // Errors surface per command; without a listener ioredis would log every reconnect attempt as unhandled.
+  client.on('error', () => {});
+  const prefix = Buffer.from(options.keyPrefix, 'utf8');
+  const ms = options.commandTimeoutMs;
+  const timedOut = () => new DependencyUnavailable('spent_set', `Redis did not answer in ${ms} ms`);
+  const failed = (err: unknown): never => {
+    throw err instanceof DependencyUnavailable
+      ? err
+      : new DependencyUnavailable('spent_set', 'Redis failed', { cause: err });
+  };
+
+  return {
+    name: 'redis',
+    async spend(paymentHash, ttlMs) {
+      const key = Buffer.concat([prefix, paymentHash]);
+      const reply = await withTimeout(client.set(key, '1', 'PX', Math.ceil(ttlMs), 'NX'), ms, timedOut).catch(
+        failed,
+      );
+      return reply === 'OK';
+    },
+    async probe() {
+      await withTimeout(client.ping(), ms, timedOut).catch(failed);
+    },
+    async close() {
+      await client.quit().catch(() => client.disconnect());
+    },
+  };
+}
+
+function connect({ target, commandTimeoutMs }: RedisSpentSetOptions): Redis | Cluster {
+  const common: RedisOptions = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: commandTimeoutMs,
+    connectTimeout: Math.max(1000, commandTimeoutMs),
+    retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000),
+  };
+  if (target.mode === 'standalone') return new Redis(target.url, common);
+  if (target.mode === 'sentinel') {
+    return new Redis({
+      ...common,
+      sentinels: target.sentinels,
+      name: target.masterName,
+      ...(target.password && { password: target.password }),
+    });
+  }
+  return new Cluster(target.nodes, {
+    enableOfflineQueue: false,
+    redisOptions: { ...common, ...(target.password && { password: target.password }) },
+  });
+}

@@ -1,0 +1,251 @@
+/**
+ * Configuration: a YAML file plus a few environment variables, parsed once at start and validated with zod.
+ * Nothing else reads the environment. Every error names the field it is about.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { NAME_PATTERN, ROUTE_ID_PATTERN } from './core/routes';
+import { MIN_ROOT_KEY_BYTES } from './l402/keys';
+
+const hostPort = z.string().regex(/^[^\s:]*:\d{1,5}$/, 'expected host:port');
+const name = z.string().regex(NAME_PATTERN, 'lower-case letters, digits and dashes, at most 63');
+const routeId = z.string().regex(ROUTE_ID_PATTERN, 'letters, digits and . _ : / -, at most 128');
+const seconds = z.number().int().positive();
+const hexKey = z
+  .string()
+  .regex(/^[0-9a-fA-F]+$/, 'expected hex')
+  .refine((s) => s.length >= MIN_ROOT_KEY_BYTES * 2 && s.length % 2 === 0, {
+    message: `root keys must be at least ${MIN_ROOT_KEY_BYTES} bytes (${MIN_ROOT_KEY_BYTES * 2} hex characters)`,
+  });
+
+const pathMatch = z.union([
+  z.object({ prefix: z.string().startsWith('/') }).strict(),
+  z.object({ exact: z.string().startsWith('/') }).strict(),
+  z
+    .object({ regex: z.string().max(512) })
+    .strict()
+    .refine((p) => isRegex(p.regex), { message: 'not a valid regular expression' }),
+]);
+
+const route = z
+  .object({
+    id: routeId,
+    service: name,
+    price_sats: z.number().int().min(0).max(21e14),
+    host: z.string().min(1).optional(),
+    path: pathMatch.default({ prefix: '/' }),
+    methods: z.array(z.string().min(1)).optional(),
+    capability: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/)
+      .optional(),
+    token_lifetime_seconds: seconds.optional(),
+    invoice_expiry_seconds: seconds.optional(),
+  })
+  .strict();
+
+const lnd = z
+  .object({
+    socket: hostPort,
+    cert_file: z.string().optional(),
+    cert_base64: z.string().optional(),
+    macaroon_file: z.string().optional(),
+    macaroon_base64: z.string().optional(),
+  })
+  .strict()
+  .refine((l) => l.macaroon_file || l.macaroon_base64, { message: 'set macaroon_file or macaroon_base64' });
+
+const endpoint = z.object({ host: z.string(), port: z.number().int().min(1).max(65535) }).strict();
+
+const redis = z
+  .object({
+    url: z
+      .string()
+      .regex(/^rediss?:\/\//, 'expected redis:// or rediss://')
+      .optional(),
+    sentinels: z.array(endpoint).min(1).optional(),
+    master_name: z.string().optional(),
+    cluster_nodes: z.array(endpoint).min(1).optional(),
+    password: z.string().optional(),
+    key_prefix: z.string().max(64).default('plannt:spent:'),
+    command_timeout_ms: z.number().int().positive().default(250),
+  })
+  .strict()
+  .refine((r) => [r.url, r.sentinels, r.cluster_nodes].filter(Boolean).length === 1, {
+    message: 'set exactly one of url, sentinels (with master_name) or cluster_nodes',
+  })
+  .refine((r) => !r.sentinels || r.master_name, { message: 'sentinels need master_name' });
+
+export const configSchema = z
+  .object({
+    listen: z
+      .object({ grpc: hostPort.default('0.0.0.0:9001'), admin: hostPort.default('0.0.0.0:9090') })
+      .strict()
+      .default({}),
+    location: z.string().max(128).default('plannt'),
+    root_keys: z
+      .array(z.object({ id: z.number().int().min(0).max(0xffffffff), key: hexKey }).strict())
+      .min(1, 'at least one root key is required'),
+    current_key_id: z.number().int().min(0).max(0xffffffff),
+    backend: z
+      .object({
+        kind: z.enum(['dev', 'lnd']),
+        timeout_ms: z.number().int().positive().default(3000),
+        lnd: lnd.optional(),
+      })
+      .strict()
+      .refine((b) => b.kind !== 'lnd' || b.lnd, { message: 'backend.lnd is required when kind is lnd' }),
+    spent_set: z
+      .object({
+        kind: z.enum(['memory', 'redis']),
+        on_error: z.enum(['fail_closed', 'local_fallback']).default('fail_closed'),
+        max_entries: z.number().int().positive().default(1_000_000),
+        clock_skew_seconds: z.number().int().min(0).max(3600).default(30),
+        redis: redis.optional(),
+      })
+      .strict()
+      .refine((s) => s.kind !== 'redis' || s.redis, {
+        message: 'spent_set.redis is required when kind is redis',
+      }),
+    routes: z.array(route).default([]),
+    unmatched: z
+      .object({
+        action: z.enum(['deny', 'allow', 'price']).default('deny'),
+        service: name.optional(),
+        price_sats: z.number().int().min(1).optional(),
+      })
+      .strict()
+      .refine((u) => u.action !== 'price' || (u.service && u.price_sats), {
+        message: 'action "price" needs service and price_sats',
+      })
+      .default({}),
+    defaults: z
+      .object({ token_lifetime_seconds: seconds.default(3600), invoice_expiry_seconds: seconds.default(600) })
+      .strict()
+      .default({}),
+    upstream: z
+      .object({ strip_authorization: z.boolean().default(true) })
+      .strict()
+      .default({}),
+    limits: z
+      .object({
+        max_authorization_bytes: z.number().int().min(256).max(65536).default(8192),
+        max_macaroons: z.number().int().min(1).max(16).default(4),
+        max_macaroon_bytes: z.number().int().min(128).max(16384).default(4096),
+        max_caveats: z.number().int().min(4).max(64).default(32),
+      })
+      .strict()
+      .default({}),
+    retry_after_seconds: z.number().int().positive().default(5),
+    shutdown_grace_ms: z.number().int().positive().default(10_000),
+    log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (!c.root_keys.some((k) => k.id === c.current_key_id)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['current_key_id'],
+        message: 'is not the id of any root_keys entry',
+      });
+    }
+    if (new Set(c.root_keys.map((k) => k.id)).size !== c.root_keys.length) {
+      ctx.addIssue({ code: 'custom', path: ['root_keys'], message: 'ids must be unique' });
+    }
+    if (new Set(c.routes.map((r) => r.id)).size !== c.routes.length) {
+      ctx.addIssue({ code: 'custom', path: ['routes'], message: 'route ids must be unique' });
+    }
+    c.routes.forEach((r, i) => {
+      const life = r.token_lifetime_seconds ?? c.defaults.token_lifetime_seconds;
+      const expiry = r.invoice_expiry_seconds ?? c.defaults.invoice_expiry_seconds;
+      if (life <= expiry) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', i, 'token_lifetime_seconds'],
+          message: 'must be longer than the invoice expiry, or a token paid late would be born expired',
+        });
+      }
+    });
+  });
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {}
+
+/** Environment variables that override the file, for secrets and per-deployment values. */
+export const ENV_OVERRIDES = {
+  PLANNT_ROOT_KEYS: 'root_keys as "id:hex,id:hex" (the first is current unless PLANNT_CURRENT_KEY_ID is set)',
+  PLANNT_CURRENT_KEY_ID: 'current_key_id',
+  PLANNT_BACKEND: 'backend.kind',
+  PLANNT_LND_SOCKET: 'backend.lnd.socket',
+  PLANNT_LND_CERT_BASE64: 'backend.lnd.cert_base64',
+  PLANNT_LND_MACAROON_BASE64: 'backend.lnd.macaroon_base64',
+  PLANNT_SPENT_SET: 'spent_set.kind',
+  PLANNT_REDIS_URL: 'spent_set.redis.url',
+  PLANNT_LOG_LEVEL: 'log_level',
+} as const;
+
+export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = {}): Config {
+  const merged = applyEnv(structuredClone(raw ?? {}) as Record<string, unknown>, env);
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return result.data;
+}
+
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${file} is not valid YAML: ${(err as Error).message}`);
+  }
+  return parseConfig(raw, env);
+}
+
+function applyEnv(c: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const obj = (parent: Record<string, unknown>, key: string): Record<string, unknown> => {
+    const value = parent[key];
+    if (typeof value === 'object' && value !== null) return value as Record<string, unknown>;
+    parent[key] = {};
+    return parent[key] as Record<string, unknown>;
+  };
+  if (env.PLANNT_ROOT_KEYS) {
+    const keys = env.PLANNT_ROOT_KEYS.split(',').map((pair) => {
+      const [id = '', key = ''] = pair.trim().split(':');
+      return { id: Number(id), key };
+    });
+    c.root_keys = keys;
+    c.current_key_id ??= keys[0]?.id;
+  }
+  if (env.PLANNT_CURRENT_KEY_ID) c.current_key_id = Number(env.PLANNT_CURRENT_KEY_ID);
+  if (env.PLANNT_BACKEND) obj(c, 'backend').kind = env.PLANNT_BACKEND;
+  const lndEnv = {
+    socket: env.PLANNT_LND_SOCKET,
+    cert_base64: env.PLANNT_LND_CERT_BASE64,
+    macaroon_base64: env.PLANNT_LND_MACAROON_BASE64,
+  };
+  for (const [key, value] of Object.entries(lndEnv)) if (value) obj(obj(c, 'backend'), 'lnd')[key] = value;
+  if (env.PLANNT_SPENT_SET) obj(c, 'spent_set').kind = env.PLANNT_SPENT_SET;
+  if (env.PLANNT_REDIS_URL) obj(obj(c, 'spent_set'), 'redis').url = env.PLANNT_REDIS_URL;
+  if (env.PLANNT_LOG_LEVEL) c.log_level = env.PLANNT_LOG_LEVEL;
+  return c;
+}
+
+function isRegex(source: string): boolean {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
+}

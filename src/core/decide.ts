@@ -1,0 +1,179 @@
+/**
+ * The decision engine: challenge, allow or reject one request. Its dependencies arrive as arguments;
+ * it knows nothing of gRPC, Redis or LND.
+ */
+import { parseAuthorization } from '../l402/header';
+import type { Keyring } from '../l402/keys';
+import { mintMacaroon } from '../l402/mint';
+import { verifyCredential } from '../l402/verify';
+import type { Challenge, Decision } from './decision';
+import { DependencyUnavailable, type InvoiceBackend, type SpentSet } from './ports';
+import { DENIALS, type DenialReason } from './reasons';
+import { type PricedRoute, type RequestTarget, type RouteTable, resolveRoute } from './routes';
+
+export interface Limits {
+  maxAuthorizationBytes: number;
+  maxMacaroons: number;
+  maxMacaroonBytes: number;
+  maxCaveats: number;
+}
+
+export interface Engine {
+  routes: RouteTable;
+  keys: Keyring;
+  invoices: InvoiceBackend;
+  spentSet: SpentSet;
+  limits: Limits;
+  /** Milliseconds since the epoch. */
+  now: () => number;
+  /** Tolerated clock difference between replicas; added to every spent entry's TTL. */
+  clockSkewSeconds: number;
+  invoiceTimeoutMs: number;
+  retryAfterSeconds: number;
+  /** The macaroon location field. */
+  location: string;
+}
+
+export interface GateRequest extends RequestTarget {
+  authorization?: string;
+  /** Milliseconds since the epoch by which the caller needs an answer. */
+  deadline: number;
+}
+
+/** Never rejects for a decision: every failure of a dependency becomes a deny with a reason. */
+export async function decide(req: GateRequest, engine: Engine): Promise<Decision> {
+  const resolution = resolveRoute(engine.routes, req);
+  if (resolution.kind === 'invalid')
+    return { kind: 'deny', reason: 'invalid_route_config', detail: resolution.detail };
+  if (resolution.kind === 'unmatched') {
+    return resolution.action === 'allow'
+      ? { kind: 'allow', reason: 'unmatched_allowed' }
+      : { kind: 'deny', reason: 'unmatched_route' };
+  }
+  const { route } = resolution;
+  if (route.priceSats === 0) return { kind: 'allow', reason: 'free', route };
+
+  const parsed = parseAuthorization(req.authorization, {
+    maxHeaderBytes: engine.limits.maxAuthorizationBytes,
+    maxMacaroons: engine.limits.maxMacaroons,
+  });
+  if (parsed.kind === 'none') return challengeOrUnavailable('payment_required', route, req, engine);
+  if (parsed.kind === 'invalid')
+    return { kind: 'deny', reason: parsed.problem, route, detail: parsed.message };
+
+  const nowSeconds = Math.floor(engine.now() / 1000);
+  const verdict = verifyCredential(
+    parsed.credential,
+    {
+      service: route.service,
+      routeId: route.id,
+      priceSats: route.priceSats,
+      now: nowSeconds,
+      ...(route.capability !== undefined && { capability: route.capability }),
+    },
+    engine.keys,
+    { maxBytes: engine.limits.maxMacaroonBytes, maxCaveats: engine.limits.maxCaveats },
+  );
+  if (!verdict.ok) return reject(verdict.reason, route, req, engine, verdict.detail);
+
+  const { token } = verdict;
+  if (engine.now() >= req.deadline) return { kind: 'deny', reason: 'deadline_exceeded', route };
+  // The entry must outlive the token on every replica, whatever their clocks say.
+  const ttlMs = (token.validUntil - nowSeconds + engine.clockSkewSeconds) * 1000;
+  let first: boolean;
+  try {
+    first = await engine.spentSet.spend(token.paymentHash, ttlMs);
+  } catch (err) {
+    if (err instanceof DependencyUnavailable)
+      return unavailable('spent_set_unavailable', route, engine, err.message);
+    throw err;
+  }
+  if (!first) return reject('token_spent', route, req, engine);
+  return {
+    kind: 'allow',
+    reason: 'paid',
+    route,
+    paymentHash: token.paymentHash,
+    amountSats: token.priceSats,
+  };
+}
+
+/** A denial that offers a fresh invoice when buying a new token would help. */
+async function reject(
+  reason: DenialReason,
+  route: PricedRoute,
+  req: GateRequest,
+  engine: Engine,
+  detail?: string,
+): Promise<Decision> {
+  if (!DENIALS[reason].challenge) return { kind: 'deny', reason, route, ...(detail && { detail }) };
+  const challenge = await tryChallenge(route, req, engine);
+  // Without a backend the token's own problem is still the answer; the new invoice is a courtesy.
+  return {
+    kind: 'deny',
+    reason,
+    route,
+    ...(detail && { detail }),
+    ...(challenge instanceof Error ? {} : { challenge }),
+  };
+}
+
+async function challengeOrUnavailable(
+  reason: DenialReason,
+  route: PricedRoute,
+  req: GateRequest,
+  engine: Engine,
+): Promise<Decision> {
+  const challenge = await tryChallenge(route, req, engine);
+  if (challenge instanceof Error)
+    return unavailable('invoice_backend_unavailable', route, engine, challenge.message);
+  return { kind: 'deny', reason, route, challenge };
+}
+
+async function tryChallenge(
+  route: PricedRoute,
+  req: GateRequest,
+  engine: Engine,
+): Promise<Challenge | Error> {
+  const budget = Math.min(engine.invoiceTimeoutMs, req.deadline - engine.now());
+  if (budget <= 0) return new DependencyUnavailable('invoice_backend', 'no time left before the deadline');
+  try {
+    return await challenge(route, engine, budget);
+  } catch (err) {
+    if (err instanceof DependencyUnavailable) return err;
+    throw err;
+  }
+}
+
+async function challenge(route: PricedRoute, engine: Engine, timeoutMs: number): Promise<Challenge> {
+  const invoice = await engine.invoices.createInvoice(
+    route.priceSats,
+    `${route.service}: ${route.id}`,
+    route.invoiceExpirySeconds,
+    timeoutMs,
+  );
+  const validUntil = Math.floor(engine.now() / 1000) + route.tokenLifetimeSeconds;
+  const macaroon = mintMacaroon(
+    invoice.paymentHash,
+    {
+      service: route.service,
+      routeId: route.id,
+      priceSats: route.priceSats,
+      validUntil,
+      ...(route.capability !== undefined && { capabilities: [route.capability] }),
+    },
+    engine.keys,
+    engine.location,
+  );
+  return {
+    macaroon: macaroon.toString('base64'),
+    invoice: invoice.paymentRequest,
+    paymentHash: invoice.paymentHash.toString('hex'),
+    amountSats: route.priceSats,
+    expiresAt: invoice.expiresAt,
+  };
+}
+
+function unavailable(reason: DenialReason, route: PricedRoute, engine: Engine, detail: string): Decision {
+  return { kind: 'deny', reason, route, detail, retryAfterSeconds: engine.retryAfterSeconds };
+}

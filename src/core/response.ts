@@ -1,0 +1,51 @@
+/**
+ * Renders a decision as the HTTP answer the client (deny) or the upstream (allow) sees.
+ * Shared by every adapter, so gRPC and HTTP ext_authz answer identically.
+ */
+import { challengeHeaders } from '../l402/header';
+import type { Decision } from './decision';
+import { DENIALS } from './reasons';
+
+export type Header = readonly [name: string, value: string];
+
+export type HttpAnswer =
+  | {
+      allowed: true;
+      /** Set on the upstream request, overwriting anything the client sent under the same name. */
+      upstreamHeaders: Header[];
+    }
+  | { allowed: false; status: number; headers: Header[]; body: string };
+
+export function render(decision: Decision): HttpAnswer {
+  if (decision.kind === 'allow') {
+    const headers: Header[] = [];
+    if (decision.reason === 'paid' && decision.route && decision.paymentHash) {
+      headers.push(
+        ['x-plannt-payment-hash', decision.paymentHash.toString('hex')],
+        ['x-plannt-service', decision.route.service],
+        ['x-plannt-amount-sats', String(decision.amountSats ?? decision.route.priceSats)],
+      );
+    }
+    return { allowed: true, upstreamHeaders: headers };
+  }
+
+  const spec = DENIALS[decision.reason];
+  const headers: Header[] = [['content-type', 'application/json']];
+  const body: Record<string, unknown> = { error: decision.reason, message: spec.message };
+  if (decision.detail) body.detail = decision.detail;
+  if (decision.retryAfterSeconds !== undefined)
+    headers.push(['retry-after', String(decision.retryAfterSeconds)]);
+  const { challenge } = decision;
+  if (challenge) {
+    for (const value of challengeHeaders(challenge.macaroon, challenge.invoice))
+      headers.push(['www-authenticate', value]);
+    Object.assign(body, {
+      macaroon: challenge.macaroon,
+      invoice: challenge.invoice,
+      payment_hash: challenge.paymentHash,
+      amount_sats: challenge.amountSats,
+      expires_at: challenge.expiresAt.toISOString(),
+    });
+  }
+  return { allowed: false, status: spec.status, headers, body: JSON.stringify(body) };
+}

@@ -1,0 +1,53 @@
+/**
+ * First-party caveats as `condition=value` strings, in the forms aperture and L402 clients use:
+ * `services=<name>:<tier>[,…]`, `<service>_valid_until=<unix seconds>`, `<service>_capabilities=<a>[,…]`,
+ * plus Plannt's own binding of a token to what was paid for: `plannt_route=<id>`, `plannt_price_sats=<n>`.
+ */
+
+export interface Caveat {
+  condition: string;
+  value: string;
+}
+
+export const ROUTE_CONDITION = 'plannt_route';
+export const PRICE_CONDITION = 'plannt_price_sats';
+export const SERVICES_CONDITION = 'services';
+export const VALID_UNTIL_SUFFIX = '_valid_until';
+export const CAPABILITIES_SUFFIX = '_capabilities';
+
+export function formatCaveat({ condition, value }: Caveat): Buffer {
+  return Buffer.from(`${condition}=${value}`, 'utf8');
+}
+
+/** Returns undefined when the caveat is not of the `condition=value` form. */
+export function parseCaveat(raw: Buffer): Caveat | undefined {
+  const text = raw.toString('utf8');
+  const eq = text.indexOf('=');
+  if (eq <= 0) return undefined;
+  return { condition: text.slice(0, eq).trim(), value: text.slice(eq + 1).trim() };
+}
+
+export interface MintedTerms {
+  service: string;
+  routeId: string;
+  priceSats: number;
+  validUntil: number;
+  capabilities?: readonly string[];
+}
+
+/** The caveats every Plannt token carries; an expiry is always among them. */
+export function caveatsFor(terms: MintedTerms): Caveat[] {
+  const caveats: Caveat[] = [
+    { condition: SERVICES_CONDITION, value: `${terms.service}:0` },
+    { condition: `${terms.service}${VALID_UNTIL_SUFFIX}`, value: String(terms.validUntil) },
+    { condition: ROUTE_CONDITION, value: terms.routeId },
+    { condition: PRICE_CONDITION, value: String(terms.priceSats) },
+  ];
+  if (terms.capabilities?.length) {
+    caveats.push({
+      condition: `${terms.service}${CAPABILITIES_SUFFIX}`,
+      value: terms.capabilities.join(','),
+    });
+  }
+  return caveats;
+}
