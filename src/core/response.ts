@@ -13,20 +13,38 @@ export type HttpAnswer =
       allowed: true;
       /** Set on the upstream request, overwriting anything the client sent under the same name. */
       upstreamHeaders: Header[];
+      /** Removed from the upstream request. */
+      removeHeaders: string[];
     }
   | { allowed: false; status: number; headers: Header[]; body: string };
 
-export function render(decision: Decision): HttpAnswer {
+export const UPSTREAM_HEADERS = [
+  'x-plannt-payment-hash',
+  'x-plannt-service',
+  'x-plannt-amount-sats',
+] as const;
+
+export interface RenderOptions {
+  /** Remove the L402 Authorization header from paid requests before they reach the upstream. */
+  stripAuthorization: boolean;
+}
+
+export function render(decision: Decision, options: RenderOptions): HttpAnswer {
   if (decision.kind === 'allow') {
-    const headers: Header[] = [];
     if (decision.reason === 'paid' && decision.route && decision.paymentHash) {
-      headers.push(
-        ['x-plannt-payment-hash', decision.paymentHash.toString('hex')],
-        ['x-plannt-service', decision.route.service],
-        ['x-plannt-amount-sats', String(decision.amountSats ?? decision.route.priceSats)],
-      );
+      const values = [
+        decision.paymentHash.toString('hex'),
+        decision.route.service,
+        String(decision.amountSats ?? decision.route.priceSats),
+      ];
+      return {
+        allowed: true,
+        upstreamHeaders: UPSTREAM_HEADERS.map((name, i) => [name, values[i] ?? ''] as const),
+        removeHeaders: options.stripAuthorization ? ['authorization'] : [],
+      };
     }
-    return { allowed: true, upstreamHeaders: headers };
+    // An unpaid request must not reach the upstream carrying headers that claim a payment.
+    return { allowed: true, upstreamHeaders: [], removeHeaders: [...UPSTREAM_HEADERS] };
   }
 
   const spec = DENIALS[decision.reason];

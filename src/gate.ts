@@ -1,0 +1,69 @@
+/**
+ * The gate every adapter calls: decide, then record the outcome once (metric and log line).
+ * Adapters translate their wire format to a GateRequest and render the decision; nothing more.
+ */
+import { decide, type Engine, type GateRequest } from './core/decide';
+import type { Decision } from './core/decision';
+import type { Logger } from './logger';
+import type { CheckPath, Metrics } from './metrics';
+
+export interface Gate {
+  check(request: GateRequest, requestId?: string): Promise<Decision>;
+}
+
+const BACKEND_OF_REASON: Partial<Record<string, 'invoices' | 'spentSet'>> = {
+  invoice_backend_unavailable: 'invoices',
+  spent_set_unavailable: 'spentSet',
+};
+
+export function createGate(engine: Engine, metrics: Metrics, logger: Logger): Gate {
+  return {
+    async check(request, requestId) {
+      const started = process.hrtime.bigint();
+      let decision: Decision;
+      try {
+        decision = await decide(request, engine);
+      } catch (err) {
+        // A bug, not a decision: fail closed with a 503 rather than let the adapter turn it into a gRPC error.
+        logger.error({ err, request_id: requestId }, 'unexpected error while deciding');
+        decision = {
+          kind: 'deny',
+          reason: 'deadline_exceeded',
+          detail: 'internal error',
+          retryAfterSeconds: engine.retryAfterSeconds,
+        };
+      }
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const path: CheckPath =
+        !decision.route || decision.reason === 'free'
+          ? 'none'
+          : request.authorization
+            ? 'verify'
+            : 'challenge';
+      metrics.recordDecision(decision, path, seconds);
+      const backend = BACKEND_OF_REASON[decision.reason];
+      if (backend) metrics.backendError(engine[backend].name);
+      logger.info(
+        {
+          decision: decision.kind,
+          reason: decision.reason,
+          service: decision.route?.service,
+          route: decision.route?.id,
+          payment_hash: decision.kind === 'allow' ? prefix(decision.paymentHash?.toString('hex')) : undefined,
+          challenge_payment_hash:
+            decision.kind === 'deny' ? prefix(decision.challenge?.paymentHash) : undefined,
+          detail: decision.kind === 'deny' ? decision.detail : undefined,
+          duration_ms: Math.round(seconds * 1e6) / 1e3,
+          request_id: requestId,
+        },
+        'check',
+      );
+      return decision;
+    },
+  };
+}
+
+/** Enough of a payment hash to correlate with LND, not enough to matter if logs leak. */
+function prefix(hex: string | undefined): string | undefined {
+  return hex?.slice(0, 16);
+}

@@ -1,0 +1,100 @@
+/** Every Prometheus metric Plannt exports, in one registry. Label values are bounded: no paths, no hashes. */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Decision } from './core/decision';
+
+export type CheckPath = 'verify' | 'challenge' | 'none';
+
+export interface Metrics {
+  registry: Registry;
+  recordDecision(decision: Decision, path: CheckPath, seconds: number): void;
+  backendError(backend: string): void;
+  spentSetFallback(): void;
+  setReady(dependency: string, ready: boolean): void;
+}
+
+// Sub-millisecond buckets: a verify takes ~100 µs and prom-client's defaults start at 5 ms.
+const LATENCY_BUCKETS = [
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+];
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+
+  const checks = new Counter({
+    name: 'plannt_checks_total',
+    help: 'Authorization checks by decision (allow, deny), reason and service.',
+    labelNames: ['decision', 'reason', 'service'],
+    registers,
+  });
+  const challenges = new Counter({
+    name: 'plannt_challenges_total',
+    help: 'L402 challenges issued (a new invoice and macaroon), by service.',
+    labelNames: ['service'],
+    registers,
+  });
+  const rejections = new Counter({
+    name: 'plannt_rejections_total',
+    help: 'Denials other than a plain payment challenge, by reason and service.',
+    labelNames: ['reason', 'service'],
+    registers,
+  });
+  const paidRequests = new Counter({
+    name: 'plannt_paid_requests_total',
+    help: 'Requests allowed by a paid, unspent L402 token, by service.',
+    labelNames: ['service'],
+    registers,
+  });
+  const paidSats = new Counter({
+    name: 'plannt_paid_sats_total',
+    help: 'Satoshis of the tokens used by allowed requests, by service.',
+    labelNames: ['service'],
+    registers,
+  });
+  const duration = new Histogram({
+    name: 'plannt_check_duration_seconds',
+    help: 'Time to decide a check: verify (a credential was presented), challenge (none was) or none (free/unmatched).',
+    labelNames: ['path'],
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+  const backendErrors = new Counter({
+    name: 'plannt_backend_errors_total',
+    help: 'Failures of a dependency (invoice backend or spent-set) while deciding, by backend.',
+    labelNames: ['backend'],
+    registers,
+  });
+  const fallbacks = new Counter({
+    name: 'plannt_spent_set_fallbacks_total',
+    help: 'Spends recorded in local memory because the shared spent-set was unavailable (local_fallback).',
+    registers,
+  });
+  const ready = new Gauge({
+    name: 'plannt_dependency_ready',
+    help: '1 when the dependency answered its last readiness probe, else 0.',
+    labelNames: ['dependency'],
+    registers,
+  });
+
+  return {
+    registry,
+    recordDecision(decision, path, seconds) {
+      const service = decision.route?.service ?? 'none';
+      checks.inc({ decision: decision.kind, reason: decision.reason, service });
+      duration.observe({ path }, seconds);
+      if (decision.kind === 'allow') {
+        if (decision.reason === 'paid') {
+          paidRequests.inc({ service });
+          paidSats.inc({ service }, decision.amountSats ?? 0);
+        }
+        return;
+      }
+      if (decision.challenge) challenges.inc({ service });
+      if (decision.reason !== 'payment_required') rejections.inc({ reason: decision.reason, service });
+    },
+    backendError: (backend) => backendErrors.inc({ backend }),
+    spentSetFallback: () => fallbacks.inc(),
+    setReady: (dependency, ok) => ready.set({ dependency }, ok ? 1 : 0),
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * Envoy ext_authz v3 over gRPC: CheckRequest in, CheckResponse out. Translation only; the gate decides.
+ * Every decision, including failures, is an OK gRPC reply carrying the HTTP answer, so an Envoy configured
+ * with failure_mode_allow can never turn a Plannt failure into an allow.
+ */
+import type { GateRequest } from '../core/decide';
+import type { HttpAnswer } from '../core/response';
+
+// Only the fields Plannt reads, as @grpc/proto-loader decodes them (keepCase).
+export interface CheckRequest {
+  attributes?: {
+    source?: { address?: { socket_address?: { address?: string } } };
+    request?: {
+      http?: {
+        id?: string;
+        method?: string;
+        host?: string;
+        path?: string;
+        headers?: Record<string, string>;
+        header_map?: { headers?: { key?: string; value?: string; raw_value?: Buffer }[] };
+      };
+    };
+    context_extensions?: Record<string, string>;
+  };
+}
+
+const GRPC_OK = 0;
+const GRPC_PERMISSION_DENIED = 7;
+const GRPC_UNAUTHENTICATED = 16;
+
+export interface EnvoyRequest {
+  request: GateRequest;
+  requestId?: string;
+}
+
+export function fromCheckRequest(check: CheckRequest, deadline: number): EnvoyRequest {
+  const http = check.attributes?.request?.http ?? {};
+  const authorization = header(http, 'authorization');
+  const rawPath = http.path ?? '/';
+  const query = rawPath.search(/[?#]/);
+  return {
+    request: {
+      host: http.host ?? header(http, ':authority') ?? '',
+      path: query < 0 ? rawPath : rawPath.slice(0, query),
+      method: (http.method ?? 'GET').toUpperCase(),
+      contextExtensions: check.attributes?.context_extensions ?? {},
+      deadline,
+      ...(authorization !== undefined && { authorization }),
+    },
+    ...(http.id && { requestId: http.id }),
+  };
+}
+
+/** Envoy sends `headers`, or `header_map` when encode_raw_headers is on; keys are lower-case either way. */
+function header(http: NonNullable<NonNullable<CheckRequest['attributes']>['request']>['http'], name: string) {
+  const direct = http?.headers?.[name];
+  if (direct !== undefined) return direct;
+  const entry = http?.header_map?.headers?.find((h) => h.key === name);
+  return entry?.raw_value?.length ? entry.raw_value.toString('utf8') : entry?.value;
+}
+
+export function toCheckResponse(answer: HttpAnswer): object {
+  if (answer.allowed) {
+    return {
+      status: { code: GRPC_OK },
+      ok_response: {
+        headers: answer.upstreamHeaders.map(([key, value]) => ({
+          header: { key, value },
+          append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+        })),
+        headers_to_remove: answer.removeHeaders,
+      },
+    };
+  }
+  return {
+    status: { code: answer.status === 401 ? GRPC_UNAUTHENTICATED : GRPC_PERMISSION_DENIED },
+    denied_response: {
+      status: { code: answer.status },
+      headers: answer.headers.map(([key, value]) => ({
+        header: { key, value },
+        append_action: 'APPEND_IF_EXISTS_OR_ADD',
+      })),
+      body: answer.body,
+    },
+  };
+}

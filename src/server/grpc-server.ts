@@ -1,0 +1,110 @@
+/**
+ * The gRPC face: envoy.service.auth.v3.Authorization/Check and grpc.health.v1.Health on one server.
+ * Connections are recycled (max_connection_age) so new replicas behind a load balancer receive traffic.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { type RenderOptions, render } from '../core/response';
+import { AuthorizationService, HealthService } from '../envoy/protos';
+import type { Gate } from '../gate';
+import type { Logger } from '../logger';
+import { type CheckRequest, fromCheckRequest, toCheckResponse } from './envoy-grpc';
+import type { Readiness } from './readiness';
+
+/** Used when a caller sets no deadline; the invoice timeout still bounds the work. */
+const NO_DEADLINE_MS = 30_000;
+const SERVING = 'SERVING';
+const NOT_SERVING = 'NOT_SERVING';
+
+export interface GrpcServerOptions {
+  gate: Gate;
+  render: RenderOptions;
+  readiness: Readiness;
+  logger: Logger;
+  maxConnectionAgeMs?: number;
+}
+
+export interface GrpcServer {
+  port: number;
+  /** Stops accepting calls, lets in-flight checks finish, and force-closes after graceMs. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+export async function startGrpcServer(address: string, options: GrpcServerOptions): Promise<GrpcServer> {
+  const server = new grpc.Server({
+    'grpc.max_connection_age_ms': options.maxConnectionAgeMs ?? 300_000,
+    'grpc.max_connection_age_grace_ms': 30_000,
+    'grpc.max_receive_message_length': 1024 * 1024,
+  });
+  let draining = false;
+  const watchers = new Set<grpc.ServerWritableStream<unknown, unknown>>();
+  const servingStatus = () => (!draining && options.readiness.isReady() ? SERVING : NOT_SERVING);
+  options.readiness.onChange(() => {
+    for (const w of watchers) w.write({ status: servingStatus() });
+  });
+
+  server.addService(AuthorizationService, {
+    Check(call: grpc.ServerUnaryCall<CheckRequest, object>, callback: grpc.sendUnaryData<object>) {
+      const { request, requestId } = fromCheckRequest(call.request, deadlineOf(call));
+      options.gate.check(request, requestId).then(
+        (decision) => callback(null, toCheckResponse(render(decision, options.render))),
+        // The gate never rejects; this is a last guard against a crash, still failing closed.
+        (err: unknown) => {
+          options.logger.error({ err }, 'check failed');
+          callback({ code: grpc.status.INTERNAL, details: 'internal error' });
+        },
+      );
+    },
+  });
+
+  server.addService(HealthService, {
+    Check(call: grpc.ServerUnaryCall<{ service?: string }, object>, callback: grpc.sendUnaryData<object>) {
+      const service = call.request.service ?? '';
+      if (service !== '' && service !== 'envoy.service.auth.v3.Authorization') {
+        callback({ code: grpc.status.NOT_FOUND, details: 'unknown service' });
+        return;
+      }
+      callback(null, { status: servingStatus() });
+    },
+    Watch(call: grpc.ServerWritableStream<unknown, unknown>) {
+      watchers.add(call);
+      call.write({ status: servingStatus() });
+      call.on('cancelled', () => watchers.delete(call));
+    },
+    List(_call: unknown, callback: grpc.sendUnaryData<object>) {
+      callback(null, { statuses: { '': { status: servingStatus() } } });
+    },
+  });
+
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+      err ? reject(err) : resolve(bound),
+    ),
+  );
+
+  return {
+    port,
+    async shutdown(graceMs) {
+      draining = true;
+      for (const w of watchers) {
+        w.write({ status: NOT_SERVING });
+        w.end();
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+function deadlineOf(call: grpc.ServerUnaryCall<unknown, unknown>): number {
+  const deadline = call.getDeadline();
+  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(ms) ? ms : Date.now() + NO_DEADLINE_MS;
+}
