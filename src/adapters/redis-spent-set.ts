@@ -3,6 +3,7 @@
  * Keys are the prefix plus the raw 32-byte payment hash (binary-safe, compact).
  * Commands fail fast while Redis is away (no offline queue) so the gate can answer 503 or fall back.
  */
+import { once } from 'node:events';
 import Redis, { Cluster, type RedisOptions } from 'ioredis';
 import { DependencyUnavailable, type SpentSet } from '../core/ports';
 import { withTimeout } from './timeout';
@@ -41,6 +42,8 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
       return reply === 'OK';
     },
     async probe() {
+      // Right after start the connection may still be opening: give it the timeout to get there.
+      if (client.status !== 'ready') await withTimeout(once(client, 'ready'), ms, timedOut).catch(failed);
       await withTimeout(client.ping(), ms, timedOut).catch(failed);
     },
     async close() {
