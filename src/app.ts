@@ -173,7 +173,8 @@ function routeTable(config: Config): RouteTable {
     priceSats: r.price_sats,
     tokenLifetimeSeconds: r.token_lifetime_seconds ?? defaults.tokenLifetimeSeconds,
     invoiceExpirySeconds: r.invoice_expiry_seconds ?? defaults.invoiceExpirySeconds,
-    path: 'regex' in r.path ? { regex: new RegExp(r.path.regex) } : r.path,
+    // Anchored: like Envoy's safe_regex, a regex matches the whole path.
+    path: 'regex' in r.path ? { regex: new RegExp(`^(?:${r.path.regex})$`) } : r.path,
     ...(r.host !== undefined && { host: r.host.toLowerCase() }),
     ...(r.methods && { methods: r.methods.map((m) => m.toUpperCase()) }),
     ...(r.capability !== undefined && { capability: r.capability }),

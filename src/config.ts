@@ -156,6 +156,13 @@ export const configSchema = z
     if (new Set(c.routes.map((r) => r.id)).size !== c.routes.length) {
       ctx.addIssue({ code: 'custom', path: ['routes'], message: 'route ids must be unique' });
     }
+    if (c.defaults.token_lifetime_seconds <= c.defaults.invoice_expiry_seconds) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['defaults', 'token_lifetime_seconds'],
+        message: 'must be longer than defaults.invoice_expiry_seconds',
+      });
+    }
     c.routes.forEach((r, i) => {
       const life = r.token_lifetime_seconds ?? c.defaults.token_lifetime_seconds;
       const expiry = r.invoice_expiry_seconds ?? c.defaults.invoice_expiry_seconds;
@@ -222,10 +229,10 @@ function applyEnv(c: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<st
   if (env.PLANNT_ROOT_KEYS) {
     const keys = env.PLANNT_ROOT_KEYS.split(',').map((pair) => {
       const [id = '', key = ''] = pair.trim().split(':');
-      return { id: Number(id), key };
+      return { id: /^\d+$/.test(id) ? Number(id) : Number.NaN, key };
     });
     c.root_keys = keys;
-    c.current_key_id ??= keys[0]?.id;
+    c.current_key_id = keys[0]?.id;
   }
   if (env.PLANNT_CURRENT_KEY_ID) c.current_key_id = Number(env.PLANNT_CURRENT_KEY_ID);
   if (env.PLANNT_BACKEND) obj(c, 'backend').kind = env.PLANNT_BACKEND;

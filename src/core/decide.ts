@@ -77,7 +77,8 @@ export async function decide(req: GateRequest, engine: Engine): Promise<Decision
   if (!verdict.ok) return reject(verdict.reason, route, req, engine, verdict.detail);
 
   const { token } = verdict;
-  if (engine.now() >= req.deadline) return { kind: 'deny', reason: 'deadline_exceeded', route };
+  if (engine.now() >= req.deadline)
+    return unavailable('deadline_exceeded', route, engine, 'deadline passed before the spend');
   // The entry must outlive the token on every replica, whatever their clocks say.
   const ttlMs = (token.validUntil - nowSeconds + engine.clockSkewSeconds) * 1000;
   let first: boolean;
@@ -114,7 +115,7 @@ async function reject(
     reason,
     route,
     ...(detail && { detail }),
-    ...(challenge instanceof Error ? {} : { challenge }),
+    ...('macaroon' in challenge && { challenge }),
   };
 }
 
@@ -125,22 +126,27 @@ async function challengeOrUnavailable(
   engine: Engine,
 ): Promise<Decision> {
   const challenge = await tryChallenge(route, req, engine);
-  if (challenge instanceof Error)
-    return unavailable('invoice_backend_unavailable', route, engine, challenge.message);
-  return { kind: 'deny', reason, route, challenge };
+  if ('macaroon' in challenge) return { kind: 'deny', reason, route, challenge };
+  return unavailable(challenge.reason, route, engine, challenge.detail);
+}
+
+interface NoChallenge {
+  reason: 'deadline_exceeded' | 'invoice_backend_unavailable';
+  detail: string;
 }
 
 async function tryChallenge(
   route: PricedRoute,
   req: GateRequest,
   engine: Engine,
-): Promise<Challenge | Error> {
+): Promise<Challenge | NoChallenge> {
   const budget = Math.min(engine.invoiceTimeoutMs, req.deadline - engine.now());
-  if (budget <= 0) return new DependencyUnavailable('invoice_backend', 'no time left before the deadline');
+  if (budget <= 0) return { reason: 'deadline_exceeded', detail: 'no time left to create an invoice' };
   try {
     return await challenge(route, engine, budget);
   } catch (err) {
-    if (err instanceof DependencyUnavailable) return err;
+    if (err instanceof DependencyUnavailable)
+      return { reason: 'invoice_backend_unavailable', detail: err.message };
     throw err;
   }
 }

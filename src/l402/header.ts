@@ -34,11 +34,11 @@ const PREIMAGE = /^[0-9a-fA-F]{64}$/;
  */
 export function parseAuthorization(header: string | undefined, limits: HeaderLimits): ParsedAuthorization {
   if (header === undefined || header === '') return { kind: 'none' };
-  if (header.length > limits.maxHeaderBytes) {
-    return invalid('header_too_large', `Authorization header is longer than ${limits.maxHeaderBytes} bytes.`);
-  }
   const scheme = SCHEME.exec(header);
   if (!scheme) return { kind: 'none' };
+  if (Buffer.byteLength(header) > limits.maxHeaderBytes) {
+    return invalid('header_too_large', `Authorization header is longer than ${limits.maxHeaderBytes} bytes.`);
+  }
 
   const token = header.slice(scheme[0].length).trim();
   const colon = token.lastIndexOf(':');

@@ -22,9 +22,9 @@ export const KEYS: Keyring = keyring([KEY_1], 1);
 export const LIMITS = { maxBytes: 4096, maxCaveats: 32 } as const;
 export const LOCATION = 'plannt';
 
-export const PREIMAGE = Buffer.alloc(32, 0x07);
-export const PAYMENT_HASH = sha256(PREIMAGE);
-export const OTHER_PREIMAGE = Buffer.alloc(32, 0x08);
+export const PREIMAGE: Buffer = Buffer.alloc(32, 0x07);
+export const PAYMENT_HASH: Buffer = sha256(PREIMAGE);
+export const OTHER_PREIMAGE: Buffer = Buffer.alloc(32, 0x08);
 
 /** A deterministic stand-in for crypto.randomBytes. */
 export const fixedRandom = (n: number): Buffer => Buffer.alloc(n, 0xab);
@@ -66,7 +66,7 @@ export function mint(
 }
 
 /** The 66-byte identifier `mint` uses for a key. */
-export function identifierFor(keyId = KEY_1.id, paymentHash = PAYMENT_HASH): Buffer {
+export function identifierFor(keyId = KEY_1.id, paymentHash: Buffer = PAYMENT_HASH): Buffer {
   return encodeIdentifier({ paymentHash, tokenId: newTokenId(keyId, fixedRandom) });
 }
 
@@ -108,6 +108,6 @@ export function withCaveats(raw: Buffer, caveats: readonly string[]): Buffer {
   return encodeMacaroon({ ...mac, caveats: caveats.map((c) => Buffer.from(c, 'utf8')) });
 }
 
-export function credential(macaroons: readonly Buffer[], preimage = PREIMAGE): Credential {
+export function credential(macaroons: readonly Buffer[], preimage: Buffer = PREIMAGE): Credential {
   return { macaroons: macaroons.map((m) => m.toString('base64')), preimage };
 }

@@ -1,0 +1,386 @@
+import path from 'node:path';
+import { type Config, ConfigError, loadConfigFile, parseConfig } from '../../src/config';
+
+const HEX_A = 'a1'.repeat(32);
+const HEX_B = 'b2'.repeat(32);
+const EXAMPLE_FILE = path.resolve(__dirname, '..', '..', 'plannt.example.yaml');
+
+/** Every field set, none left to defaults. */
+function fullExample(): Record<string, unknown> {
+  return {
+    listen: { grpc: '0.0.0.0:9001', admin: '127.0.0.1:9090' },
+    location: 'plannt-prod',
+    root_keys: [
+      { id: 1, key: HEX_A },
+      { id: 2, key: HEX_B },
+    ],
+    current_key_id: 2,
+    backend: {
+      kind: 'lnd',
+      timeout_ms: 2000,
+      lnd: { socket: 'lnd.lightning.svc:10009', cert_base64: 'Y2VydA==', macaroon_base64: 'bWFj' },
+    },
+    spent_set: {
+      kind: 'redis',
+      on_error: 'local_fallback',
+      max_entries: 5000,
+      clock_skew_seconds: 10,
+      redis: { url: 'rediss://redis:6380/0', key_prefix: 'p:', command_timeout_ms: 100 },
+    },
+    routes: [
+      {
+        id: 'generate',
+        service: 'inference',
+        price_sats: 10,
+        host: '*.example.com',
+        path: { prefix: '/v1/generate' },
+        methods: ['POST'],
+        capability: 'gen',
+        token_lifetime_seconds: 7200,
+        invoice_expiry_seconds: 300,
+      },
+      { id: 'item', service: 'inference', price_sats: 2, path: { regex: '^/v1/items/\\d+$' } },
+      { id: 'status', service: 'public', price_sats: 0, path: { exact: '/status' } },
+    ],
+    unmatched: { action: 'price', service: 'inference', price_sats: 1 },
+    defaults: { token_lifetime_seconds: 1800, invoice_expiry_seconds: 120 },
+    upstream: { strip_authorization: false },
+    limits: { max_authorization_bytes: 4096, max_macaroons: 2, max_macaroon_bytes: 2048, max_caveats: 16 },
+    retry_after_seconds: 7,
+    shutdown_grace_ms: 5000,
+    log_level: 'debug',
+  };
+}
+
+/** The smallest valid configuration. */
+function minimal(): Record<string, unknown> {
+  return {
+    root_keys: [{ id: 1, key: HEX_A }],
+    current_key_id: 1,
+    backend: { kind: 'dev' },
+    spent_set: { kind: 'memory' },
+  };
+}
+
+function configError(raw: unknown, env: NodeJS.ProcessEnv = {}): string {
+  try {
+    parseConfig(raw, env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message;
+    throw err;
+  }
+  throw new Error('parseConfig accepted the configuration');
+}
+
+function withRoutes(routes: unknown[], extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { ...minimal(), routes, ...extra };
+}
+
+const route = (id: string, extra: Record<string, unknown> = {}) => ({
+  id,
+  service: 'weather',
+  price_sats: 10,
+  ...extra,
+});
+
+describe('a full example', () => {
+  it('is accepted with every value kept', () => {
+    const config: Config = parseConfig(fullExample());
+    expect(config).toEqual(fullExample());
+  });
+
+  it('plannt.example.yaml is accepted once PLANNT_ROOT_KEYS supplies a real key', () => {
+    const config = loadConfigFile(EXAMPLE_FILE, { PLANNT_ROOT_KEYS: `1:${HEX_A}` });
+    expect(config.root_keys).toEqual([{ id: 1, key: HEX_A }]);
+    expect(config.current_key_id).toBe(1);
+    expect(config.routes.map((r) => r.id)).toEqual(['generate', 'embeddings', 'status']);
+  });
+
+  it('plannt.example.yaml as shipped is rejected for its placeholder key, naming the field', () => {
+    expect(() => loadConfigFile(EXAMPLE_FILE, {})).toThrow(/root_keys\.0\.key/);
+  });
+
+  it('a minimal configuration gets the documented defaults', () => {
+    const config = parseConfig(minimal());
+    expect(config).toMatchObject({
+      listen: { grpc: '0.0.0.0:9001', admin: '0.0.0.0:9090' },
+      location: 'plannt',
+      backend: { kind: 'dev', timeout_ms: 3000 },
+      spent_set: { kind: 'memory', on_error: 'fail_closed', max_entries: 1_000_000, clock_skew_seconds: 30 },
+      routes: [],
+      unmatched: { action: 'deny' },
+      defaults: { token_lifetime_seconds: 3600, invoice_expiry_seconds: 600 },
+      upstream: { strip_authorization: true },
+      limits: { max_authorization_bytes: 8192, max_macaroons: 4, max_macaroon_bytes: 4096, max_caveats: 32 },
+      retry_after_seconds: 5,
+      shutdown_grace_ms: 10_000,
+      log_level: 'info',
+    });
+  });
+
+  it('a route without a path matches every path', () => {
+    expect(parseConfig(withRoutes([route('r')])).routes[0]?.path).toEqual({ prefix: '/' });
+  });
+
+  it('does not modify the object it is given', () => {
+    const raw = minimal();
+    const before = structuredClone(raw);
+    parseConfig(raw, { PLANNT_ROOT_KEYS: `1:${HEX_B}`, PLANNT_LOG_LEVEL: 'warn' });
+    expect(raw).toEqual(before);
+  });
+});
+
+describe('root keys', () => {
+  it('rejects a key shorter than 32 bytes, naming root_keys.0.key', () => {
+    const raw = { ...minimal(), root_keys: [{ id: 1, key: 'ab'.repeat(31) }] };
+    const message = configError(raw);
+    expect(message).toMatch(/root_keys\.0\.key: root keys must be at least 32 bytes/);
+  });
+
+  it('names the index of the offending key', () => {
+    const raw = {
+      ...minimal(),
+      root_keys: [
+        { id: 1, key: HEX_A },
+        { id: 2, key: 'abc' },
+      ],
+    };
+    expect(configError(raw)).toMatch(/root_keys\.1\.key/);
+  });
+
+  it.each([
+    ['non-hex characters', `${'zz'}${HEX_A.slice(2)}`],
+    ['an odd number of hex digits', `${HEX_A}f`],
+    ['an empty key', ''],
+  ])('rejects a key with %s', (_, key) => {
+    expect(configError({ ...minimal(), root_keys: [{ id: 1, key }] })).toMatch(/root_keys\.0\.key/);
+  });
+
+  it('never echoes a key in an error message', () => {
+    const secret = 'cd'.repeat(31);
+    expect(configError({ ...minimal(), root_keys: [{ id: 1, key: secret }] })).not.toContain(secret);
+  });
+
+  it('rejects a current_key_id that names no key', () => {
+    expect(configError({ ...minimal(), current_key_id: 9 })).toMatch(
+      /current_key_id: is not the id of any root_keys entry/,
+    );
+  });
+
+  it('rejects a configuration without current_key_id', () => {
+    const { current_key_id: _, ...raw } = minimal();
+    expect(configError(raw)).toMatch(/current_key_id/);
+  });
+
+  it('rejects a configuration without root keys', () => {
+    expect(configError({ ...minimal(), root_keys: [] })).toMatch(
+      /root_keys: at least one root key is required/,
+    );
+  });
+
+  it('rejects duplicate key ids', () => {
+    const raw = {
+      ...minimal(),
+      root_keys: [
+        { id: 1, key: HEX_A },
+        { id: 1, key: HEX_B },
+      ],
+    };
+    expect(configError(raw)).toMatch(/root_keys: ids must be unique/);
+  });
+
+  it('rejects a key id outside uint32', () => {
+    const raw = { ...minimal(), root_keys: [{ id: 2 ** 32, key: HEX_A }], current_key_id: 2 ** 32 };
+    expect(configError(raw)).toMatch(/root_keys\.0\.id/);
+  });
+});
+
+describe('routes', () => {
+  it('rejects duplicate route ids', () => {
+    expect(configError(withRoutes([route('a'), route('b'), route('a')]))).toMatch(
+      /routes: route ids must be unique/,
+    );
+  });
+
+  it('rejects a token lifetime equal to the invoice expiry', () => {
+    const raw = withRoutes([route('a', { token_lifetime_seconds: 600, invoice_expiry_seconds: 600 })]);
+    expect(configError(raw)).toMatch(
+      /routes\.0\.token_lifetime_seconds: must be longer than the invoice expiry/,
+    );
+  });
+
+  it('rejects a route lifetime shorter than the default invoice expiry', () => {
+    const raw = withRoutes([route('a'), route('b', { token_lifetime_seconds: 300 })]);
+    expect(configError(raw)).toMatch(/routes\.1\.token_lifetime_seconds/);
+  });
+
+  it('rejects a route invoice expiry longer than the default lifetime', () => {
+    const raw = withRoutes([route('a', { invoice_expiry_seconds: 3600 })]);
+    expect(configError(raw)).toMatch(/routes\.0\.token_lifetime_seconds/);
+  });
+
+  it('rejects default lifetimes that leave every route with a lifetime ≤ its invoice expiry', () => {
+    const raw = withRoutes([route('a')], {
+      defaults: { token_lifetime_seconds: 600, invoice_expiry_seconds: 900 },
+    });
+    expect(configError(raw)).toMatch(/routes\.0\.token_lifetime_seconds/);
+  });
+
+  it('rejects a default token lifetime ≤ the default invoice expiry even without routes', () => {
+    // The defaults price unmatched requests and routes priced by Envoy context_extensions.
+    const raw = {
+      ...minimal(),
+      unmatched: { action: 'price', service: 'weather', price_sats: 1 },
+      defaults: { token_lifetime_seconds: 600, invoice_expiry_seconds: 900 },
+    };
+    expect(configError(raw)).toMatch(/defaults/);
+  });
+
+  it.each([
+    ['an upper-case service', { service: 'Weather' }],
+    ['a negative price', { price_sats: -1 }],
+    ['a fractional price', { price_sats: 1.5 }],
+    ['a relative prefix', { path: { prefix: 'v1' } }],
+    ['an invalid regex', { path: { regex: '([' } }],
+    ['two path kinds at once', { path: { prefix: '/a', exact: '/a' } }],
+    ['an unknown field', { prize_sats: 1 }],
+  ])('rejects %s', (_, extra) => {
+    expect(configError(withRoutes([route('a', extra)]))).toMatch(/routes\.0/);
+  });
+
+  it('rejects the price policy for unmatched requests without service and price', () => {
+    expect(configError({ ...minimal(), unmatched: { action: 'price' } })).toMatch(
+      /unmatched: action "price" needs service and price_sats/,
+    );
+  });
+});
+
+describe('backends', () => {
+  it('rejects the lnd backend without an lnd block', () => {
+    expect(configError({ ...minimal(), backend: { kind: 'lnd' } })).toMatch(
+      /backend: backend\.lnd is required when kind is lnd/,
+    );
+  });
+
+  it('rejects an lnd block without a macaroon', () => {
+    const raw = { ...minimal(), backend: { kind: 'lnd', lnd: { socket: 'lnd:10009' } } };
+    expect(configError(raw)).toMatch(/backend\.lnd: set macaroon_file or macaroon_base64/);
+  });
+
+  it('rejects an lnd socket that is not host:port', () => {
+    const raw = { ...minimal(), backend: { kind: 'lnd', lnd: { socket: 'lnd', macaroon_base64: 'bWFj' } } };
+    expect(configError(raw)).toMatch(/backend\.lnd\.socket: expected host:port/);
+  });
+
+  it('rejects the redis spent set without a redis block', () => {
+    expect(configError({ ...minimal(), spent_set: { kind: 'redis' } })).toMatch(
+      /spent_set: spent_set\.redis is required when kind is redis/,
+    );
+  });
+
+  it('rejects a redis block naming both a url and sentinels', () => {
+    const raw = {
+      ...minimal(),
+      spent_set: {
+        kind: 'redis',
+        redis: { url: 'redis://r:6379', sentinels: [{ host: 's', port: 26379 }], master_name: 'm' },
+      },
+    };
+    expect(configError(raw)).toMatch(/spent_set\.redis: set exactly one of/);
+  });
+
+  it('rejects sentinels without master_name', () => {
+    const raw = {
+      ...minimal(),
+      spent_set: { kind: 'redis', redis: { sentinels: [{ host: 's', port: 1 }] } },
+    };
+    expect(configError(raw)).toMatch(/spent_set\.redis: sentinels need master_name/);
+  });
+
+  it('rejects an unknown top-level field', () => {
+    expect(configError({ ...minimal(), rotes: [] })).toMatch(/rotes/);
+  });
+});
+
+describe('environment overrides', () => {
+  it('PLANNT_ROOT_KEYS="1:<hex>,2:<hex>" replaces the root keys and makes the first current', () => {
+    const { root_keys: _k, current_key_id: _c, ...raw } = minimal();
+    const config = parseConfig(raw, { PLANNT_ROOT_KEYS: `1:${HEX_A},2:${HEX_B}` });
+    expect(config.root_keys).toEqual([
+      { id: 1, key: HEX_A },
+      { id: 2, key: HEX_B },
+    ]);
+    expect(config.current_key_id).toBe(1);
+  });
+
+  it('PLANNT_ROOT_KEYS tolerates spaces after the commas', () => {
+    const config = parseConfig(minimal(), { PLANNT_ROOT_KEYS: `1:${HEX_A}, 2:${HEX_B}` });
+    expect(config.root_keys.map((k) => k.id)).toEqual([1, 2]);
+  });
+
+  it('PLANNT_CURRENT_KEY_ID picks the current key among them', () => {
+    const config = parseConfig(minimal(), {
+      PLANNT_ROOT_KEYS: `1:${HEX_A},2:${HEX_B}`,
+      PLANNT_CURRENT_KEY_ID: '2',
+    });
+    expect(config.current_key_id).toBe(2);
+  });
+
+  it("PLANNT_ROOT_KEYS's first key is current even when the file names another current key", () => {
+    // ENV_OVERRIDES documents: "the first is current unless PLANNT_CURRENT_KEY_ID is set".
+    const config = parseConfig(
+      { ...minimal(), current_key_id: 1 },
+      { PLANNT_ROOT_KEYS: `2:${HEX_B},1:${HEX_A}` },
+    );
+    expect(config.current_key_id).toBe(2);
+  });
+
+  it('a bad key in PLANNT_ROOT_KEYS is reported by its field', () => {
+    expect(configError(minimal(), { PLANNT_ROOT_KEYS: `1:${HEX_A},2:abcd` })).toMatch(/root_keys\.1\.key/);
+  });
+
+  it('a PLANNT_ROOT_KEYS entry without an id is rejected, not read as key id 0', () => {
+    const { root_keys: _k, current_key_id: _c, ...raw } = minimal();
+    expect(() => parseConfig(raw, { PLANNT_ROOT_KEYS: `:${HEX_A}` })).toThrow(ConfigError);
+  });
+
+  it('PLANNT_REDIS_URL sets spent_set.redis.url', () => {
+    const config = parseConfig(fullExample(), { PLANNT_REDIS_URL: 'redis://other:6379/1' });
+    expect(config.spent_set.redis?.url).toBe('redis://other:6379/1');
+    expect(config.spent_set.redis?.key_prefix).toBe('p:');
+  });
+
+  it('PLANNT_SPENT_SET=redis with PLANNT_REDIS_URL turns a memory spent set into a redis one', () => {
+    const config = parseConfig(minimal(), { PLANNT_SPENT_SET: 'redis', PLANNT_REDIS_URL: 'redis://r:6379' });
+    expect(config.spent_set).toMatchObject({ kind: 'redis', redis: { url: 'redis://r:6379' } });
+  });
+
+  it('a PLANNT_REDIS_URL of another scheme is reported by its field', () => {
+    const message = configError(minimal(), { PLANNT_SPENT_SET: 'redis', PLANNT_REDIS_URL: 'http://r:6379' });
+    expect(message).toMatch(/spent_set\.redis\.url: expected redis:\/\/ or rediss:\/\//);
+  });
+
+  it('PLANNT_BACKEND and the PLANNT_LND_* variables build the lnd block', () => {
+    const config = parseConfig(minimal(), {
+      PLANNT_BACKEND: 'lnd',
+      PLANNT_LND_SOCKET: 'lnd:10009',
+      PLANNT_LND_CERT_BASE64: 'Y2VydA==',
+      PLANNT_LND_MACAROON_BASE64: 'bWFj',
+    });
+    expect(config.backend).toEqual({
+      kind: 'lnd',
+      timeout_ms: 3000,
+      lnd: { socket: 'lnd:10009', cert_base64: 'Y2VydA==', macaroon_base64: 'bWFj' },
+    });
+  });
+
+  it('PLANNT_LOG_LEVEL sets log_level', () => {
+    expect(parseConfig(minimal(), { PLANNT_LOG_LEVEL: 'warn' }).log_level).toBe('warn');
+  });
+
+  it('empty variables change nothing', () => {
+    expect(parseConfig(minimal(), { PLANNT_ROOT_KEYS: '', PLANNT_REDIS_URL: '' })).toEqual(
+      parseConfig(minimal()),
+    );
+  });
+});
