@@ -42,7 +42,10 @@ function waitForLine(child: ChildProcess, pattern: RegExp): Promise<string> {
 describe('plannt serve', () => {
   test('stops startup with exit code 78 and names the bad field', () => {
     const file = writeConfig('bad.yaml', validConfig.replace(/key: "[0-9a-f]+"/, 'key: "abcd"'));
-    const run = spawnSync(process.execPath, [CLI, 'serve', '--config', file], { encoding: 'utf8', timeout: 10_000 });
+    const run = spawnSync(process.execPath, [CLI, 'serve', '--config', file], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
     expect(run.status).toBe(78);
     expect(run.stderr).toContain('root_keys.0.key');
     expect(run.stderr).toContain('at least 32 bytes');
@@ -61,7 +64,9 @@ describe('plannt serve', () => {
 
   test('serves, warns loudly about the dev backend, and exits cleanly on SIGTERM', async () => {
     const file = writeConfig('ok.yaml', validConfig);
-    const child = spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'serve', '--config', file], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const warning = waitForLine(child, /DEV INVOICE BACKEND/);
     const started = JSON.parse(await waitForLine(child, /plannt started/)) as { admin_port: number };
     await warning;
@@ -79,7 +84,9 @@ describe('plannt serve', () => {
 describe('plannt token inspect', () => {
   test('decodes a token minted by a running server', async () => {
     const file = writeConfig('inspect.yaml', validConfig);
-    const child = spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(process.execPath, [CLI, 'serve', '--config', file], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     try {
       const started = JSON.parse(await waitForLine(child, /plannt started/)) as { grpc_port: number };
       const check = spawnSync(
@@ -88,11 +95,21 @@ describe('plannt token inspect', () => {
         { encoding: 'utf8', timeout: 10_000 },
       );
       expect(check.stdout).toMatch(/^DENY PaymentRequired/);
-      const body = JSON.parse(check.stdout.slice(check.stdout.indexOf('{'))) as { macaroon: string; payment_hash: string };
+      const body = JSON.parse(check.stdout.slice(check.stdout.indexOf('{'))) as {
+        macaroon: string;
+        payment_hash: string;
+      };
 
-      const inspect = spawnSync(process.execPath, [CLI, 'token', 'inspect', body.macaroon], { encoding: 'utf8' });
+      const inspect = spawnSync(process.execPath, [CLI, 'token', 'inspect', body.macaroon], {
+        encoding: 'utf8',
+      });
       const token = JSON.parse(inspect.stdout) as Record<string, unknown>;
-      expect(token).toMatchObject({ version: 0, key_id: 7, payment_hash: body.payment_hash, location: 'plannt' });
+      expect(token).toMatchObject({
+        version: 0,
+        key_id: 7,
+        payment_hash: body.payment_hash,
+        location: 'plannt',
+      });
       expect(token.caveats).toEqual([
         'services=svc:0',
         expect.stringMatching(/^svc_valid_until=\d+$/),
