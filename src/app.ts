@@ -64,8 +64,13 @@ export async function startApp(
 
   const readiness = startReadiness(
     [
-      { name: `invoice_backend:${invoices.name}`, probe: () => invoices.probe() },
-      { name: `spent_set:${spentSet.name}`, probe: () => spentSet.probe() },
+      { name: `invoice_backend:${invoices.name}`, probe: () => invoices.probe(), critical: true },
+      // Under local_fallback a Redis outage is survivable by design: report it, stay in service.
+      {
+        name: `spent_set:${spentSet.name}`,
+        probe: () => spentSet.probe(),
+        critical: config.spent_set.on_error === 'fail_closed',
+      },
     ],
     readinessIntervalMs,
     (name, ok) => metrics.setReady(name, ok),
@@ -138,6 +143,7 @@ function createInvoiceBackend(config: Config, env: NodeJS.ProcessEnv, logger: Lo
     socket: lnd.socket,
     macaroon,
     probeTimeoutMs: config.backend.timeout_ms,
+    closeGraceMs: config.backend.timeout_ms * 2,
     ...(cert && { certBase64: cert }),
   });
 }

@@ -13,6 +13,8 @@ export interface LndOptions {
   /** Base64 or hex of the macaroon. */
   macaroon: string;
   probeTimeoutMs: number;
+  /** How long close() waits for calls still in flight. */
+  closeGraceMs: number;
 }
 
 export function lndInvoiceBackend(options: LndOptions): InvoiceBackend {
@@ -28,13 +30,24 @@ export function lndInvoiceBackend(options: LndOptions): InvoiceBackend {
   };
   const timedOut = (ms: number) => () =>
     new DependencyUnavailable('invoice_backend', `LND did not answer in ${ms} ms`);
+  // Calls outlive our timeouts (ln-service chains AddInvoice → LookupInvoice); close() waits for them,
+  // because a follow-up call on a closed client throws where nothing can catch it.
+  const inflight = new Set<Promise<unknown>>();
+  const track = <T>(call: Promise<T>): Promise<T> => {
+    inflight.add(call);
+    const forget = () => inflight.delete(call);
+    call.then(forget, forget);
+    return call;
+  };
 
   return {
     name: 'lnd',
     async createInvoice(amountSats, memo, expirySeconds, timeoutMs): Promise<NewInvoice> {
       const expiresAt = new Date(Date.now() + expirySeconds * 1000);
       const created = await withTimeout(
-        createInvoice({ lnd, tokens: amountSats, description: memo, expires_at: expiresAt.toISOString() }),
+        track(
+          createInvoice({ lnd, tokens: amountSats, description: memo, expires_at: expiresAt.toISOString() }),
+        ),
         timeoutMs,
         timedOut(timeoutMs),
       ).catch(unavailable('LND failed to create an invoice'));
@@ -42,12 +55,17 @@ export function lndInvoiceBackend(options: LndOptions): InvoiceBackend {
     },
     async probe() {
       await withTimeout(
-        getInvoices({ lnd, limit: 1 }),
+        track(getInvoices({ lnd, limit: 1 })),
         options.probeTimeoutMs,
         timedOut(options.probeTimeoutMs),
       ).catch(unavailable('LND is unreachable'));
     },
     async close() {
+      await withTimeout(
+        Promise.allSettled(inflight),
+        options.closeGraceMs,
+        () => new Error('LND calls still running'),
+      ).catch(() => {});
       // ln-service opens one gRPC client per LND sub-server; close them all so the process can exit.
       for (const client of Object.values(lnd)) (client as { close?: () => void }).close?.();
     },

@@ -3,10 +3,14 @@
  * Keys are the prefix plus the raw 32-byte payment hash (binary-safe, compact).
  * Commands fail fast while Redis is away (no offline queue) so the gate can answer 503 or fall back.
  */
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import Redis, { Cluster, type RedisOptions } from 'ioredis';
 import { DependencyUnavailable, type SpentSet } from '../core/ports';
 import { withTimeout } from './timeout';
+
+const DELETE_IF_EQUAL =
+  "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 export type RedisTarget =
   | { mode: 'standalone'; url: string }
@@ -36,10 +40,21 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
     name: 'redis',
     async spend(paymentHash, ttlMs) {
       const key = Buffer.concat([prefix, paymentHash]);
-      const reply = await withTimeout(client.set(key, '1', 'PX', Math.ceil(ttlMs), 'NX'), ms, timedOut).catch(
-        failed,
-      );
-      return reply === 'OK';
+      // A unique value per attempt: if Redis applies the SET but answers after we gave up (and told the
+      // client 503), the late OK undoes exactly this attempt, so a paid token is never burnt unserved.
+      const nonce = randomBytes(8);
+      const attempt = client.set(key, nonce, 'PX', Math.ceil(ttlMs), 'NX');
+      try {
+        return (await withTimeout(attempt, ms, timedOut)) === 'OK';
+      } catch (err) {
+        attempt.then(
+          (reply) => {
+            if (reply === 'OK') client.eval(DELETE_IF_EQUAL, 1, key, nonce).catch(() => {});
+          },
+          () => {},
+        );
+        return failed(err);
+      }
     },
     async probe() {
       // Right after start the connection may still be opening: give it the timeout to get there.
@@ -56,7 +71,7 @@ function connect({ target, commandTimeoutMs }: RedisSpentSetOptions): Redis | Cl
   const common: RedisOptions = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
-    commandTimeout: commandTimeoutMs,
+    // No ioredis commandTimeout: it would reject the SET and hide a late OK; spend() times out itself.
     connectTimeout: Math.max(1000, commandTimeoutMs),
     retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000),
   };

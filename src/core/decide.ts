@@ -130,6 +130,8 @@ async function challengeOrUnavailable(
   return unavailable(challenge.reason, route, engine, challenge.detail);
 }
 
+const MIN_DEADLINE_MARGIN_MS = 25;
+
 interface NoChallenge {
   reason: 'deadline_exceeded' | 'invoice_backend_unavailable';
   detail: string;
@@ -140,7 +142,12 @@ async function tryChallenge(
   req: GateRequest,
   engine: Engine,
 ): Promise<Challenge | NoChallenge> {
-  const budget = Math.min(engine.invoiceTimeoutMs, req.deadline - engine.now());
+  // Keep back a margin so the answer reaches Envoy before its deadline, not just after it.
+  const remaining = req.deadline - engine.now();
+  const budget = Math.min(
+    engine.invoiceTimeoutMs,
+    remaining - Math.max(MIN_DEADLINE_MARGIN_MS, remaining / 10),
+  );
   if (budget <= 0) return { reason: 'deadline_exceeded', detail: 'no time left to create an invoice' };
   try {
     return await challenge(route, engine, budget);

@@ -5,6 +5,8 @@
 export interface Probe {
   name: string;
   probe(): Promise<void>;
+  /** A failing non-critical dependency is reported (status, metric) but keeps the pod ready. */
+  critical: boolean;
 }
 
 export interface Readiness {
@@ -23,7 +25,7 @@ export function startReadiness(
 ): Readiness {
   const state = new Map(probes.map((p) => [p.name, false]));
   const listeners: ((ready: boolean) => void)[] = [];
-  const isReady = () => [...state.values()].every(Boolean);
+  const isReady = () => probes.every((p) => !p.critical || state.get(p.name));
 
   const refresh = async () => {
     const before = isReady();

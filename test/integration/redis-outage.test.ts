@@ -1,0 +1,248 @@
+/**
+ * The spent-set's Redis is unreachable. fail_closed: a paid token gets a 503 (never an allow, never a
+ * gRPC error) and Plannt reports not ready. local_fallback: spends are recorded in this replica's memory.
+ */
+import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import type * as grpc from '@grpc/grpc-js';
+import { type CheckResult, healthCheck, healthClient } from '../support/envoy-client';
+import {
+  deleteRedisKeys,
+  metricValue,
+  type Plannt,
+  sleep,
+  startPlannt,
+  uniqueRedisPrefix,
+  waitFor,
+} from '../support/plannt';
+
+const UNREACHABLE = 'redis://127.0.0.1:1';
+const FORECAST = { method: 'GET', host: 'api.example.com', path: '/v1/forecast?city=braga' };
+
+/** Key prefixes this file used, removed from Redis when it is done. */
+const redisPrefixes: string[] = [];
+
+afterAll(async () => {
+  for (const prefix of redisPrefixes) await deleteRedisKeys(prefix);
+});
+
+const redisSpentSet = (url: string, onError: 'fail_closed' | 'local_fallback') => {
+  const key_prefix = uniqueRedisPrefix();
+  redisPrefixes.push(key_prefix);
+  return {
+    spent_set: { kind: 'redis', on_error: onError, redis: { url, key_prefix, command_timeout_ms: 200 } },
+  };
+};
+
+function expectSpentSetUnavailable(res: CheckResult): void {
+  expect(res.allowed).toBe(false);
+  expect(res.raw.http_response).toBe('denied_response');
+  expect(res.status).toBe(503);
+  expect(res.body.error).toBe('spent_set_unavailable');
+  expect(res.header('retry-after')).toEqual(['5']);
+  expect(res.header('www-authenticate')).toEqual([]);
+}
+
+describe('spent-set on an unreachable Redis with on_error fail_closed', () => {
+  let plannt: Plannt;
+  let health: grpc.Client;
+
+  beforeAll(async () => {
+    plannt = await startPlannt(redisSpentSet(UNREACHABLE, 'fail_closed'));
+    health = healthClient(plannt.app.grpcPort);
+  });
+
+  afterAll(async () => {
+    health?.close();
+    await plannt?.stop();
+  });
+
+  it('still challenges: issuing an invoice needs no spent-set', async () => {
+    const res = await plannt.check(FORECAST);
+    expect(res.status).toBe(402);
+    expect(res.body.error).toBe('payment_required');
+  });
+
+  it('answers a paid token with 503 spent_set_unavailable and retry-after, never an allow or a gRPC error', async () => {
+    const paid = await plannt.buy(FORECAST);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      expectSpentSetUnavailable(
+        await plannt.check({ ...FORECAST, headers: { authorization: paid.authorization } }),
+      );
+    }
+    const text = await plannt.metrics();
+    expect(metricValue(text, 'plannt_backend_errors_total', { backend: 'redis' })).toBeGreaterThanOrEqual(3);
+    expect(metricValue(text, 'plannt_checks_total', { decision: 'allow' })).toBe(0);
+  });
+
+  it('still rejects a bad token for what it is, before touching the spent-set', async () => {
+    const paid = await plannt.buy(FORECAST);
+    const res = await plannt.check({
+      ...FORECAST,
+      headers: { authorization: `L402 ${paid.macaroon}:${'00'.repeat(32)}` },
+    });
+    expect(res.status).toBe(401);
+    expect(res.body.error).toBe('preimage_mismatch');
+  });
+
+  it('reports not ready on /readyz and NOT_SERVING on gRPC health', async () => {
+    const ready = await plannt.admin('/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.json()).toMatchObject({
+      status: 'not_ready',
+      dependencies: { 'invoice_backend:dev': true, 'spent_set:redis': false },
+    });
+    expect(await healthCheck(health)).toBe('NOT_SERVING');
+    expect((await plannt.admin('/healthz')).status).toBe(200);
+  });
+});
+
+describe('spent-set on an unreachable Redis with on_error local_fallback', () => {
+  let plannt: Plannt;
+
+  beforeAll(async () => {
+    plannt = await startPlannt(redisSpentSet(UNREACHABLE, 'local_fallback'));
+  });
+
+  afterAll(async () => {
+    await plannt?.stop();
+  });
+
+  it('allows a paid token once from local memory, rejects its replay, and counts the fallbacks', async () => {
+    const before = metricValue(await plannt.metrics(), 'plannt_spent_set_fallbacks_total');
+    const paid = await plannt.buy(FORECAST);
+    const headers = { authorization: paid.authorization };
+
+    const first = await plannt.check({ ...FORECAST, headers });
+    expect(first.allowed).toBe(true);
+    expect(first.upstreamHeaders['x-plannt-payment-hash']).toBe(paid.paymentHash);
+
+    const replay = await plannt.check({ ...FORECAST, headers });
+    expect(replay.status).toBe(401);
+    expect(replay.body.error).toBe('token_spent');
+
+    const after = metricValue(await plannt.metrics(), 'plannt_spent_set_fallbacks_total');
+    expect(after).toBeGreaterThanOrEqual(1);
+    expect(after - before).toBe(2);
+  });
+
+  it('stays ready while reporting Redis as down, since serving through the outage is the point', async () => {
+    const ready = await plannt.admin('/readyz');
+    expect(ready.status).toBe(200);
+    expect(ready.json()).toMatchObject({ status: 'ready', dependencies: { 'spent_set:redis': false } });
+    expect(await plannt.metrics()).toMatch(/plannt_dependency_ready\{dependency="spent_set:redis"\} 0/);
+  });
+});
+
+interface RedisProxy {
+  url: string;
+  /** Down: refuse new connections and cut open ones. */
+  setUp(up: boolean): void;
+  /** Hold every Redis reply this long before passing it on (commands still reach Redis at once). */
+  setReplyDelayMs(ms: number): void;
+  close(): Promise<void>;
+}
+
+/** A TCP proxy to the real Redis that can be cut, restored or slowed. */
+async function startRedisProxy(): Promise<RedisProxy> {
+  let up = true;
+  let replyDelayMs = 0;
+  const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  const server: Server = createServer((client) => {
+    if (!up) {
+      client.destroy();
+      return;
+    }
+    const upstream = tcpConnect(6379, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+    }
+    client.pipe(upstream);
+    // Replies keep their order, as on a real connection, even when the delay changes mid-stream.
+    let lastRelease = 0;
+    upstream.on('data', (chunk: Buffer) => {
+      const release = Math.max(Date.now() + replyDelayMs, lastRelease);
+      lastRelease = release;
+      if (release <= Date.now()) {
+        client.write(chunk);
+        return;
+      }
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (!client.destroyed) client.write(chunk);
+      }, release - Date.now());
+      timers.add(timer);
+    });
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    setUp(value) {
+      up = value;
+      if (!up) for (const s of sockets) s.destroy();
+    },
+    setReplyDelayMs(ms) {
+      replyDelayMs = ms;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        for (const t of timers) clearTimeout(t);
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('a Redis outage that ends, with on_error fail_closed', () => {
+  let plannt: Plannt;
+  let proxy: RedisProxy;
+
+  beforeAll(async () => {
+    proxy = await startRedisProxy();
+    plannt = await startPlannt(redisSpentSet(proxy.url, 'fail_closed'), { readinessIntervalMs: 200 });
+  });
+
+  afterAll(async () => {
+    await plannt?.stop();
+    await proxy?.close();
+  });
+
+  it('does not burn a token refused during the outage: it is allowed once Redis is back', async () => {
+    expect((await plannt.admin('/readyz')).status).toBe(200);
+    const paid = await plannt.buy(FORECAST);
+    const headers = { authorization: paid.authorization };
+
+    proxy.setUp(false);
+    expect(await waitFor(async () => (await plannt.admin('/readyz')).status === 503, 3000)).toBe(true);
+    expectSpentSetUnavailable(await plannt.check({ ...FORECAST, headers }));
+
+    proxy.setUp(true);
+    expect(await waitFor(async () => (await plannt.admin('/readyz')).status === 200, 5000)).toBe(true);
+    const allowed = await plannt.check({ ...FORECAST, headers });
+    expect(allowed.allowed).toBe(true);
+    const replay = await plannt.check({ ...FORECAST, headers });
+    expect(replay.body.error).toBe('token_spent');
+  });
+
+  it('does not burn a token whose spend timed out: the 503 says retry, so the retry must be served', async () => {
+    proxy.setUp(true);
+    expect(await waitFor(async () => (await plannt.admin('/readyz')).status === 200, 5000)).toBe(true);
+    const paid = await plannt.buy(FORECAST);
+    const headers = { authorization: paid.authorization };
+
+    // Redis applies the SET NX at once, but its reply arrives after command_timeout_ms (200 ms).
+    proxy.setReplyDelayMs(400);
+    expectSpentSetUnavailable(await plannt.check({ ...FORECAST, headers }));
+    proxy.setReplyDelayMs(0);
+    await sleep(600); // the late reply has landed
+
+    // The client was told "unavailable, retry later" and never granted access: its token is unused.
+    const retry = await plannt.check({ ...FORECAST, headers });
+    expect({ allowed: retry.allowed, error: retry.body.error }).toEqual({ allowed: true, error: undefined });
+  });
+});
