@@ -43,6 +43,8 @@ export function createGate(engine: Engine, metrics: Metrics, logger: Logger): Ga
       metrics.recordDecision(decision, path, seconds);
       const backend = BACKEND_OF_REASON[decision.reason];
       if (backend) metrics.backendError(engine[backend].name);
+      // Building the line costs more than writing it: skip both when info is off.
+      if (!logger.isLevelEnabled('info')) return decision;
       logger.info(
         {
           decision: decision.kind,

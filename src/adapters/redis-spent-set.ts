@@ -70,6 +70,8 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
 function connect({ target, commandTimeoutMs }: RedisSpentSetOptions): Redis | Cluster {
   const common: RedisOptions = {
     enableOfflineQueue: false,
+    // Concurrent checks' SETs leave in one socket write: measured 124 → 44 µs per spend (docs/benchmarks.md).
+    enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
     // No ioredis commandTimeout: it would reject the SET and hide a late OK; spend() times out itself.
     connectTimeout: Math.max(1000, commandTimeoutMs),
@@ -84,8 +86,14 @@ function connect({ target, commandTimeoutMs }: RedisSpentSetOptions): Redis | Cl
       ...(target.password && { password: target.password }),
     });
   }
+  // No auto-pipelining on Cluster: ioredis 5 groups binary keys by the wrong slot and fails the batch
+  // ("All keys in the pipeline should belong to the same slots allocation group"; see redis-modes.test.ts).
   return new Cluster(target.nodes, {
     enableOfflineQueue: false,
-    redisOptions: { ...common, ...(target.password && { password: target.password }) },
+    redisOptions: {
+      ...common,
+      enableAutoPipelining: false,
+      ...(target.password && { password: target.password }),
+    },
   });
 }

@@ -67,9 +67,9 @@ function invalid(problem: HeaderProblem, message: string): ParsedAuthorization {
   return { kind: 'invalid', problem, message };
 }
 
-/** Decodes standard or URL-safe base64, with or without padding. */
+/** Decodes standard or URL-safe base64, with or without padding (Node's decoder takes both alphabets). */
 export function decodeBase64(text: string): Buffer {
-  return Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  return Buffer.from(text, 'base64');
 }
 
 /** One WWW-Authenticate value per scheme, so clients that only know LSAT are served too. */

@@ -1,0 +1,101 @@
+/**
+ * A forked child that runs one server under test, Plannt (startApp with Redis) or the allow-all ceiling,
+ * and answers the parent's IPC requests for its CPU and event-loop figures.
+ */
+import { performance } from 'node:perf_hooks';
+import Redis, { type RedisOptions } from 'ioredis';
+import pino from 'pino';
+import { type App, startApp } from '../src/app';
+import { parseConfig } from '../src/config';
+import { createLogger } from '../src/logger';
+import { type AllowAllServer, startAllowAllServer } from './allow-all-server';
+import { BENCH_KEY_ID, BENCH_LOCATION, BENCH_ROUTE, type ServerCommand, type ServerEvent } from './protocol';
+
+let app: App | undefined;
+let allowAll: AllowAllServer | undefined;
+
+function send(event: ServerEvent, then?: () => void): void {
+  process.send?.(event, undefined, {}, () => then?.());
+}
+
+async function start(cmd: Extract<ServerCommand, { type: 'start' }>): Promise<number> {
+  if (cmd.kind === 'allow-all') {
+    allowAll = await startAllowAllServer('127.0.0.1:0');
+    return allowAll.port;
+  }
+  if (!cmd.redisUrl || !cmd.keyPrefix || !cmd.rootKeyHex) throw new Error('plannt needs redis and a key');
+  const config = parseConfig({
+    listen: { grpc: '127.0.0.1:0', admin: '127.0.0.1:0' },
+    location: BENCH_LOCATION,
+    root_keys: [{ id: BENCH_KEY_ID, key: cmd.rootKeyHex }],
+    current_key_id: BENCH_KEY_ID,
+    backend: { kind: 'dev' },
+    spent_set: { kind: 'redis', redis: { url: cmd.redisUrl, key_prefix: cmd.keyPrefix } },
+    routes: [
+      {
+        id: BENCH_ROUTE.id,
+        service: BENCH_ROUTE.service,
+        price_sats: BENCH_ROUTE.priceSats,
+        path: { prefix: BENCH_ROUTE.pathPrefix },
+      },
+    ],
+    unmatched: { action: 'deny' },
+    shutdown_grace_ms: 2000,
+    log_level: cmd.logLevel ?? 'silent',
+  });
+  // 'info' goes to /dev/null through the same asynchronous pino destination production uses, so the
+  // per-decision log line is paid for (serialise, redact, write) without flooding the terminal.
+  const logger =
+    config.log_level === 'silent'
+      ? createLogger('silent')
+      : createLogger(config.log_level, pino.destination({ dest: '/dev/null', sync: false }));
+  if (cmd.autoPipelining) {
+    // What-if only: the same as adding enableAutoPipelining: true to the options in redis-spent-set.ts.
+    (Redis as unknown as { defaultOptions: RedisOptions }).defaultOptions.enableAutoPipelining = true;
+  }
+  app = await startApp(config, { env: {}, logger });
+  if (!app.readiness.isReady())
+    throw new Error(`plannt is not ready: ${JSON.stringify(app.readiness.status())}`);
+  return app.grpcPort;
+}
+
+async function paidRequests(): Promise<number | undefined> {
+  if (!app) return undefined;
+  const metric = app.metrics.registry.getSingleMetric('plannt_paid_requests_total');
+  if (!metric) return undefined;
+  const { values } = await metric.get();
+  return values.reduce((sum, v) => sum + v.value, 0);
+}
+
+process.on('message', (cmd: ServerCommand) => {
+  const handle = async () => {
+    if (cmd.type === 'start') {
+      const port = await start(cmd);
+      send({ type: 'ready', port, pid: process.pid });
+    } else if (cmd.type === 'stats') {
+      const cpu = process.cpuUsage();
+      const elu = performance.eventLoopUtilization();
+      const paid = await paidRequests();
+      send({
+        type: 'stats',
+        stats: {
+          cpuUserUs: cpu.user,
+          cpuSystemUs: cpu.system,
+          eluIdleMs: elu.idle,
+          eluActiveMs: elu.active,
+          rssBytes: process.memoryUsage.rss(),
+          ...(paid !== undefined && { paidRequests: paid }),
+        },
+      });
+    } else {
+      await (app?.stop() ?? allowAll?.shutdown());
+      // A normal exit once the parent has the message, so --cpu-prof writes its profile.
+      send({ type: 'stopped' }, () => process.exit(0));
+    }
+  };
+  handle().catch((err: unknown) => {
+    send({ type: 'error', message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  });
+});
+
+process.on('disconnect', () => process.exit(0));
