@@ -27,11 +27,6 @@ export interface StartServer {
   redisUrl?: string;
   keyPrefix?: string;
   rootKeyHex?: string;
-  /**
-   * What-if, bench only: turn on ioredis auto-pipelining (Redis.defaultOptions) before startApp, to price
-   * a change to src/adapters/redis-spent-set.ts without making it.
-   */
-  autoPipelining?: boolean;
 }
 
 export type ServerCommand = StartServer | { type: 'stats' } | { type: 'stop' };

@@ -3,7 +3,6 @@
  * and answers the parent's IPC requests for its CPU and event-loop figures.
  */
 import { performance } from 'node:perf_hooks';
-import Redis, { type RedisOptions } from 'ioredis';
 import pino from 'pino';
 import { type App, startApp } from '../src/app';
 import { parseConfig } from '../src/config';
@@ -49,10 +48,6 @@ async function start(cmd: Extract<ServerCommand, { type: 'start' }>): Promise<nu
     config.log_level === 'silent'
       ? createLogger('silent')
       : createLogger(config.log_level, pino.destination({ dest: '/dev/null', sync: false }));
-  if (cmd.autoPipelining) {
-    // What-if only: the same as adding enableAutoPipelining: true to the options in redis-spent-set.ts.
-    (Redis as unknown as { defaultOptions: RedisOptions }).defaultOptions.enableAutoPipelining = true;
-  }
   app = await startApp(config, { env: {}, logger });
   if (!app.readiness.isReady())
     throw new Error(`plannt is not ready: ${JSON.stringify(app.readiness.status())}`);

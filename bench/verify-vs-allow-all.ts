@@ -46,11 +46,8 @@ const USAGE = `usage: node dist/bench/verify-vs-allow-all.js [options]
   --quiet-wait-s S  before each measured batch, wait up to S seconds for the machine to be quiet (default 10)
   --budget-s S      no more quiet waits or retries once the run is this old (default 110)
   --redis-url URL   (default redis://127.0.0.1:6379)
-  --what-if-autopipelining
-                    also measure, in every round, a Plannt server with ioredis auto-pipelining turned on
-                    (a bench-only patch of ioredis defaults, to price that change to src)
   --cpu-prof DIR    write V8 CPU profiles of the silent Plannt server, the allow-all server, the load
-                    generator (and the what-if server) to DIR/<name> (see profile-summary.js)
+                    generator to DIR/<name> (see profile-summary.js)
   --json FILE       also write every figure as JSON to FILE`;
 
 const { values: args } = parseArgs({
@@ -66,7 +63,6 @@ const { values: args } = parseArgs({
     retries: { type: 'string', default: '1' },
     'quiet-wait-s': { type: 'string', default: '10' },
     'budget-s': { type: 'string', default: '110' },
-    'what-if-autopipelining': { type: 'boolean', default: false },
     'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' },
     'cpu-prof': { type: 'string' },
     json: { type: 'string' },
@@ -539,23 +535,6 @@ async function main(): Promise<void> {
     };
     const inRounds = [v, a];
     const plannts = [v];
-    if (args['what-if-autopipelining']) {
-      const w = await startServer(
-        'plannt-autopipe',
-        { ...plannt, logLevel: 'silent', autoPipelining: true },
-        profile('plannt-autopipe'),
-      );
-      servers.push(w.peer);
-      const target: Target = {
-        short: 'verify autopipe',
-        name: 'plannt verify, what-if ioredis auto-pipelining',
-        kind: 'plannt',
-        peer: w.peer,
-        address: w.target,
-      };
-      inRounds.push(target);
-      plannts.push(target);
-    }
     let info: Target | undefined;
     if (!args['skip-info']) {
       const s = await startServer('plannt-info', { ...plannt, logLevel: 'info' });
@@ -664,14 +643,6 @@ async function main(): Promise<void> {
       `  quiet batches only (${qv.length} verify, ${qa.length} allow-all): throughput ratio ` +
         `${(x.throughput / y.throughput).toFixed(3)} (${x.throughput.toFixed(0)} / ${y.throughput.toFixed(0)} checks/s), ` +
         `server CPU per check ${x.cpuUsPerCheck.toFixed(1)} / ${y.cpuUsPerCheck.toFixed(1)} µs`,
-    );
-  }
-  const autopipe = phases.filter((p) => p.short === 'verify autopipe');
-  if (autopipe.length) {
-    const w = summarize(autopipe);
-    lines.push(
-      `  what-if auto-pipelining:           ${w.throughput.toFixed(0)} checks/s = ${(w.throughput / a.throughput).toFixed(3)} × allow-all, ` +
-        `${w.cpuUsPerCheck.toFixed(1)} µs server CPU per check (${(w.cpuUsPerCheck / a.cpuUsPerCheck).toFixed(3)} × allow-all)`,
     );
   }
   const info = phases.find((p) => p.short === 'verify info-log');
