@@ -24,7 +24,7 @@ async function start(cmd: Extract<ServerCommand, { type: 'start' }>): Promise<nu
   }
   if (!cmd.redisUrl || !cmd.keyPrefix || !cmd.rootKeyHex) throw new Error('plannt needs redis and a key');
   const config = parseConfig({
-    listen: { grpc: '127.0.0.1:0', admin: '127.0.0.1:0' },
+    listen: { grpc: '127.0.0.1:0', admin: '127.0.0.1:0', http: '127.0.0.1:0' },
     location: BENCH_LOCATION,
     root_keys: [{ id: BENCH_KEY_ID, key: cmd.rootKeyHex }],
     current_key_id: BENCH_KEY_ID,

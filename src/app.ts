@@ -1,5 +1,7 @@
-/** Wires a validated Config into running parts: backends, spent-set, gate, gRPC and admin servers. */
+/** Wires a validated Config into running parts: backends, spent-set, gate, gRPC, HTTP authz and admin servers. */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { type DevInvoiceBackend, devInvoiceBackend } from './adapters/dev-invoices';
 import { withLocalFallback } from './adapters/fallback-spent-set';
 import { lndInvoiceBackend } from './adapters/lnd-invoices';
@@ -7,20 +9,25 @@ import { memorySpentSet } from './adapters/memory-spent-set';
 import { type RedisTarget, redisSpentSet } from './adapters/redis-spent-set';
 import type { Config } from './config';
 import { ConfigError } from './config';
-import type { Engine } from './core/decide';
+import type { ChallengeLimits, Engine } from './core/decide';
+import { serviceOfMemo } from './core/memo';
 import type { InvoiceBackend, SpentSet } from './core/ports';
+import { concurrencyCap, tokenBucketLimiter } from './core/rate-limit';
 import type { RouteRule, RouteTable } from './core/routes';
 import { createGate } from './gate';
 import { keyring } from './l402/keys';
 import type { Logger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
 import { type AdminServer, startAdminServer } from './server/admin-http';
-import { type GrpcServer, startGrpcServer } from './server/grpc-server';
+import { type GrpcServer, startGrpcServer, type TlsMaterial } from './server/grpc-server';
+import { type HttpAuthzServer, startHttpAuthzServer } from './server/http-authz';
 import { type Readiness, startReadiness } from './server/readiness';
 
 export interface App {
   grpcPort: number;
   adminPort: number;
+  /** HTTP ext_authz / forward-auth port. */
+  httpPort: number;
   metrics: Metrics;
   readiness: Readiness;
   /** Graceful stop: refuse new checks, finish in-flight ones, close Redis and LND. */
@@ -37,6 +44,7 @@ export async function startApp(
   config: Config,
   { env, logger, readinessIntervalMs = 2000 }: AppOptions,
 ): Promise<App> {
+  const tls = tlsMaterial(config);
   const metrics = createMetrics();
   const invoices = createInvoiceBackend(config, env, logger);
   const spentSet = createSpentSet(config, metrics);
@@ -59,8 +67,14 @@ export async function startApp(
     invoiceTimeoutMs: config.backend.timeout_ms,
     retryAfterSeconds: config.retry_after_seconds,
     location: config.location,
+    challengeLimits: challengeLimits(config),
   };
   const gate = createGate(engine, metrics, logger);
+  // Payments are counted when they settle, not when (or if) their token is used.
+  const services = pricedServices(engine.routes);
+  const stopWatching = invoices.watchSettlements?.((settled) =>
+    metrics.invoiceSettled(serviceOfMemo(settled.memo, services), settled.sats),
+  );
 
   const readiness = startReadiness(
     [
@@ -83,11 +97,25 @@ export async function startApp(
   let draining = false;
   const [grpcHost, grpcPort] = splitHostPort(config.listen.grpc);
   const [adminHost, adminPort] = splitHostPort(config.listen.admin);
+  const [httpHost, httpPort] = splitHostPort(config.listen.http);
   const grpc: GrpcServer = await startGrpcServer(`${grpcHost}:${grpcPort}`, {
     gate,
     render: { stripAuthorization: config.upstream.strip_authorization },
     readiness,
     logger,
+    trustedHops: config.client_address.trusted_hops,
+    ...(tls && { tls }),
+  });
+  const http: HttpAuthzServer = await startHttpAuthzServer(httpHost, httpPort, {
+    gate,
+    render: { stripAuthorization: config.upstream.strip_authorization },
+    logger,
+    pathPrefix: config.http_authz.path_prefix,
+    defaultTimeoutMs: config.http_authz.timeout_ms,
+    trustedHops: config.client_address.trusted_hops,
+    // Room for the largest Authorization header Plannt accepts plus ordinary request headers.
+    maxHeaderBytes: Math.max(16 * 1024, config.limits.max_authorization_bytes + 8 * 1024),
+    ...(tls && { tls }),
   });
   const admin: AdminServer = await startAdminServer(adminHost, adminPort, {
     metrics,
@@ -98,6 +126,7 @@ export async function startApp(
   logger.info(
     {
       grpc_port: grpc.port,
+      http_port: http.port,
       admin_port: admin.port,
       backend: invoices.name,
       spent_set: spentSet.name,
@@ -109,12 +138,14 @@ export async function startApp(
   return {
     grpcPort: grpc.port,
     adminPort: admin.port,
+    httpPort: http.port,
     metrics,
     readiness,
     async stop() {
       draining = true;
-      await grpc.shutdown(config.shutdown_grace_ms);
+      await Promise.all([grpc.shutdown(config.shutdown_grace_ms), http.shutdown(config.shutdown_grace_ms)]);
       readiness.stop();
+      stopWatching?.();
       await Promise.all([admin.close(), invoices.close(), spentSet.close()]);
       logger.info('plannt stopped');
     },
@@ -135,15 +166,20 @@ function createInvoiceBackend(config: Config, env: NodeJS.ProcessEnv, logger: Lo
   }
   const lnd = config.backend.lnd;
   if (!lnd) throw new ConfigError('backend.lnd: required when kind is lnd');
-  const cert = lnd.cert_base64 ?? (lnd.cert_file && readFileSync(lnd.cert_file).toString('base64'));
+  const cert =
+    lnd.cert_base64 ??
+    (lnd.cert_file && readConfigured('backend.lnd.cert_file', lnd.cert_file).toString('base64'));
   const macaroon =
-    lnd.macaroon_base64 ?? (lnd.macaroon_file && readFileSync(lnd.macaroon_file).toString('base64'));
+    lnd.macaroon_base64 ??
+    (lnd.macaroon_file && readConfigured('backend.lnd.macaroon_file', lnd.macaroon_file).toString('base64'));
   if (!macaroon) throw new ConfigError('backend.lnd: set macaroon_file or macaroon_base64');
   return lndInvoiceBackend({
     socket: lnd.socket,
     macaroon,
     probeTimeoutMs: config.backend.timeout_ms,
     closeGraceMs: config.backend.timeout_ms * 2,
+    onWatchError: (err, retryInMs) =>
+      logger.warn({ err, retry_in_ms: retryInMs }, 'LND invoice stream failed; reconnecting'),
     ...(cert && { certBase64: cert }),
   });
 }
@@ -166,6 +202,62 @@ function createSpentSet(config: Config, metrics: Metrics): SpentSet {
   const shared = redisSpentSet({ target, keyPrefix: r.key_prefix, commandTimeoutMs: r.command_timeout_ms });
   if (s.on_error === 'fail_closed') return shared;
   return withLocalFallback(shared, memorySpentSet(s.max_entries, 'local'), () => metrics.spentSetFallback());
+}
+
+/** A file named in the config; a failure to read it is a config error naming the field. */
+function readConfigured(field: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(`${field}: cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
+function tlsMaterial(config: Config): TlsMaterial | undefined {
+  const t = config.tls;
+  if (!t) return undefined;
+  const material: TlsMaterial = {
+    cert: readConfigured('tls.cert_file', t.cert_file),
+    key: readConfigured('tls.key_file', t.key_file),
+    ...(t.client_ca_file && { clientCa: readConfigured('tls.client_ca_file', t.client_ca_file) }),
+  };
+  // Fail at start, naming the field, rather than at bind time with an OpenSSL message.
+  try {
+    createSecureContext({ cert: material.cert, key: material.key });
+  } catch (err) {
+    throw new ConfigError(
+      `tls.cert_file/tls.key_file: not a matching PEM certificate and key: ${(err as Error).message}`,
+    );
+  }
+  if (material.clientCa) {
+    try {
+      new X509Certificate(material.clientCa);
+    } catch (err) {
+      throw new ConfigError(`tls.client_ca_file: not a PEM CA certificate: ${(err as Error).message}`);
+    }
+  }
+  return material;
+}
+
+function challengeLimits(config: Config): ChallengeLimits {
+  const c = config.challenge_limits;
+  return {
+    ...(c.per_client_per_second > 0 && {
+      perClient: tokenBucketLimiter({
+        ratePerSecond: c.per_client_per_second,
+        burst: c.per_client_burst,
+        maxClients: c.max_clients,
+      }),
+    }),
+    ...(c.max_concurrent_invoices > 0 && { concurrency: concurrencyCap(c.max_concurrent_invoices) }),
+  };
+}
+
+/** The services the settlement metrics name; any other memo is counted as `other`, keeping labels bounded. */
+function pricedServices(routes: RouteTable): Set<string> {
+  const services = new Set(routes.rules.map((r) => r.service));
+  if (routes.unmatched.action === 'price') services.add(routes.unmatched.route.service);
+  return services;
 }
 
 function routeTable(config: Config): RouteTable {

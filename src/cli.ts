@@ -2,6 +2,7 @@
 /** The `plannt` command: serve, token inspect, and check (call the gate as Envoy would). */
 import * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
+import { registerAgentCommands } from './agent-cli';
 import { startApp } from './app';
 import { ConfigError, loadConfigFile, parseConfig } from './config';
 import { embeddedDefault } from './default-config';
@@ -142,6 +143,8 @@ Metrics: curl localhost:${adminPort}/metrics   Ready: curl localhost:${adminPort
 
 `);
 }
+
+registerAgentCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

@@ -80,10 +80,46 @@ const redis = z
 export const configSchema = z
   .object({
     listen: z
-      .object({ grpc: hostPort.default('0.0.0.0:9001'), admin: hostPort.default('0.0.0.0:9090') })
+      .object({
+        grpc: hostPort.default('0.0.0.0:9001'),
+        admin: hostPort.default('0.0.0.0:9090'),
+        http: hostPort.default('0.0.0.0:9002'),
+      })
+      .strict()
+      .default({}),
+    http_authz: z
+      .object({
+        // Envoy's http_service.path_prefix: '' or a path without a trailing slash.
+        path_prefix: z
+          .string()
+          .regex(/^(\/[^\s?#]*[^\s?#/])?$/, 'empty, or starting with / and not ending with /')
+          .default(''),
+        timeout_ms: z.number().int().positive().max(600_000).default(3000),
+      })
       .strict()
       .default({}),
     location: z.string().max(128).default('plannt'),
+    tls: z
+      .object({
+        cert_file: z.string().min(1),
+        key_file: z.string().min(1),
+        client_ca_file: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
+    client_address: z
+      .object({ trusted_hops: z.number().int().min(0).max(16).default(0) })
+      .strict()
+      .default({}),
+    challenge_limits: z
+      .object({
+        per_client_per_second: z.number().min(0).max(1e6).default(10),
+        per_client_burst: z.number().int().min(1).max(1e6).default(100),
+        max_clients: z.number().int().min(1).max(10_000_000).default(100_000),
+        max_concurrent_invoices: z.number().int().min(0).max(1e6).default(64),
+      })
+      .strict()
+      .default({}),
     root_keys: z
       .array(z.object({ id: z.number().int().min(0).max(0xffffffff), key: hexKey }).strict())
       .min(1, 'at least one root key is required'),

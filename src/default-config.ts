@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 
 export function embeddedDefault(): Record<string, unknown> {
   return {
-    listen: { grpc: '127.0.0.1:9001', admin: '127.0.0.1:9090' },
+    listen: { grpc: '127.0.0.1:9001', admin: '127.0.0.1:9090', http: '127.0.0.1:9002' },
     root_keys: [{ id: 1, key: randomBytes(32).toString('hex') }],
     current_key_id: 1,
     backend: { kind: 'dev' },

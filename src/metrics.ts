@@ -9,6 +9,8 @@ export interface Metrics {
   recordDecision(decision: Decision, path: CheckPath, seconds: number): void;
   backendError(backend: string): void;
   spentSetFallback(): void;
+  /** An invoice was paid (the backend's settlement stream), whether or not its token is ever used. */
+  invoiceSettled(service: string, sats: number): void;
   setReady(dependency: string, ready: boolean): void;
 }
 
@@ -70,6 +72,18 @@ export function createMetrics(): Metrics {
     help: 'Spends recorded in local memory because the shared spent-set was unavailable (local_fallback).',
     registers,
   });
+  const settledInvoices = new Counter({
+    name: 'plannt_invoices_settled_total',
+    help: "Invoices paid, as the invoice backend's settlement stream reports them, by service (other = not Plannt's).",
+    labelNames: ['service'],
+    registers,
+  });
+  const settledSats = new Counter({
+    name: 'plannt_invoices_settled_sats_total',
+    help: "Satoshis received by paid invoices, by service (other = not Plannt's).",
+    labelNames: ['service'],
+    registers,
+  });
   const ready = new Gauge({
     name: 'plannt_dependency_ready',
     help: '1 when the dependency answered its last readiness probe, else 0.',
@@ -95,6 +109,10 @@ export function createMetrics(): Metrics {
     },
     backendError: (backend) => backendErrors.inc({ backend }),
     spentSetFallback: () => fallbacks.inc(),
+    invoiceSettled(service, sats) {
+      settledInvoices.inc({ service });
+      settledSats.inc({ service }, sats);
+    },
     setReady: (dependency, ok) => ready.set({ dependency }, ok ? 1 : 0),
   };
 }

@@ -1,12 +1,13 @@
 /**
  * The embedded `dev` invoice backend: real BOLT11 invoices signed by a throwaway key, so Plannt runs with no
- * Lightning node. It keeps each invoice's preimage so the dev-only `POST /dev/pay` can "pay" it.
+ * Lightning node. It keeps each invoice's preimage so the dev-only `POST /dev/pay` can "pay" it; the first
+ * such payment of an invoice is reported as a settlement, as LND's invoice stream would.
  * Never for production: the preimages live in this process, so anyone who can reach /dev/pay gets access.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import bolt11 from 'bolt11';
 import { LRUCache } from 'lru-cache';
-import type { InvoiceBackend, NewInvoice } from '../core/ports';
+import type { InvoiceBackend, NewInvoice, Settlement } from '../core/ports';
 
 const REGTEST = { bech32: 'bcrt', pubKeyHash: 0x6f, scriptHash: 0xc4, validWitnessVersions: [0, 1] };
 
@@ -17,7 +18,11 @@ export interface DevInvoiceBackend extends InvoiceBackend {
 
 export function devInvoiceBackend(maxInvoices = 100_000): DevInvoiceBackend {
   const nodeKey = randomBytes(32).toString('hex');
-  const preimages = new LRUCache<string, Buffer>({ max: maxInvoices, ttlAutopurge: false });
+  const invoices = new LRUCache<string, { preimage: Buffer; settlement: Settlement; paid: boolean }>({
+    max: maxInvoices,
+    ttlAutopurge: false,
+  });
+  const watchers = new Set<(settlement: Settlement) => void>();
 
   return {
     name: 'dev',
@@ -38,11 +43,21 @@ export function devInvoiceBackend(maxInvoices = 100_000): DevInvoiceBackend {
       });
       const paymentRequest = bolt11.sign(unsigned, nodeKey).paymentRequest;
       if (!paymentRequest) throw new Error('bolt11 did not sign the invoice');
-      preimages.set(paymentRequest, preimage, { ttl: expirySeconds * 1000 });
+      const settlement = { sats: amountSats, memo };
+      invoices.set(paymentRequest, { preimage, settlement, paid: false }, { ttl: expirySeconds * 1000 });
       return { paymentRequest, paymentHash, expiresAt: new Date((timestamp + expirySeconds) * 1000) };
     },
     pay(paymentRequest) {
-      return preimages.get(paymentRequest);
+      const invoice = invoices.get(paymentRequest);
+      if (invoice && !invoice.paid) {
+        invoice.paid = true;
+        for (const watcher of watchers) watcher(invoice.settlement);
+      }
+      return invoice?.preimage;
+    },
+    watchSettlements(onSettled) {
+      watchers.add(onSettled);
+      return () => watchers.delete(onSettled);
     },
     async probe() {},
     async close() {},

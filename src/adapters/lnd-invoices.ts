@@ -1,9 +1,18 @@
 /**
  * Invoice backend on LND through ln-service. Needs only an invoice macaroon (`invoices:read invoices:write`):
- * createInvoice adds and then looks up the invoice, and the readiness probe lists one invoice.
+ * createInvoice adds and then looks up the invoice, the readiness probe lists one invoice, and the
+ * settlement watch subscribes to invoice updates.
  */
-import { authenticatedLndGrpc, createInvoice, getInvoices } from 'ln-service';
-import { DependencyUnavailable, type InvoiceBackend, type NewInvoice } from '../core/ports';
+import type { EventEmitter } from 'node:events';
+import {
+  authenticatedLndGrpc,
+  createInvoice,
+  getInvoices,
+  type SubscribedInvoice,
+  subscribeToInvoices,
+} from 'ln-service';
+import { DependencyUnavailable, type InvoiceBackend, type NewInvoice, type Settlement } from '../core/ports';
+import { type Backoff, backoffDelay } from './backoff';
 import { withTimeout } from './timeout';
 
 export interface LndOptions {
@@ -15,7 +24,13 @@ export interface LndOptions {
   probeTimeoutMs: number;
   /** How long close() waits for calls still in flight. */
   closeGraceMs: number;
+  /** Reconnect delays of the settlement stream after it drops. */
+  reconnect?: Backoff;
+  /** Told each time the settlement stream drops, with the delay before the next attempt. */
+  onWatchError?: (err: unknown, retryInMs: number) => void;
 }
+
+const DEFAULT_RECONNECT: Backoff = { minMs: 250, maxMs: 10_000 };
 
 export function lndInvoiceBackend(options: LndOptions): InvoiceBackend {
   const { lnd } = authenticatedLndGrpc({
@@ -39,6 +54,7 @@ export function lndInvoiceBackend(options: LndOptions): InvoiceBackend {
     call.then(forget, forget);
     return call;
   };
+  const watchers = new Set<() => void>();
 
   return {
     name: 'lnd',
@@ -60,7 +76,17 @@ export function lndInvoiceBackend(options: LndOptions): InvoiceBackend {
         timedOut(options.probeTimeoutMs),
       ).catch(unavailable('LND is unreachable'));
     },
+    watchSettlements(onSettled) {
+      const stop = watchSettlements(lnd, onSettled, options);
+      const stopAndForget = () => {
+        watchers.delete(stopAndForget);
+        stop();
+      };
+      watchers.add(stopAndForget);
+      return stopAndForget;
+    },
     async close() {
+      for (const stop of [...watchers]) stop();
       await withTimeout(
         Promise.allSettled(inflight),
         options.closeGraceMs,
@@ -69,5 +95,73 @@ export function lndInvoiceBackend(options: LndOptions): InvoiceBackend {
       // ln-service opens one gRPC client per LND sub-server; close them all so the process can exit.
       for (const client of Object.values(lnd)) (client as { close?: () => void }).close?.();
     },
+  };
+}
+
+/**
+ * Follows LND's invoice stream. ln-service restarts a stream that ends cleanly (after restart_delay_ms);
+ * a stream that fails is cancelled here and opened again after a growing, jittered delay, from the last
+ * settle index seen, so settlements made while it was down are reported once it is back, and none twice.
+ */
+function watchSettlements(
+  lnd: ReturnType<typeof authenticatedLndGrpc>['lnd'],
+  onSettled: (settlement: Settlement) => void,
+  options: LndOptions,
+): () => void {
+  const reconnect = options.reconnect ?? DEFAULT_RECONNECT;
+  let stopped = false;
+  let failures = 0;
+  let settleIndex: number | undefined;
+  let stream: EventEmitter | undefined;
+  let timer: NodeJS.Timeout | undefined;
+
+  const settled = (invoice: SubscribedInvoice) => {
+    failures = 0;
+    const index = invoice.confirmed_index;
+    if (!invoice.is_confirmed || index === undefined) return;
+    if (settleIndex !== undefined && index <= settleIndex) return;
+    settleIndex = index;
+    onSettled({ sats: invoice.received, memo: invoice.description ?? '' });
+  };
+
+  const retry = (err: unknown, openedAt: number) => {
+    if (stopped) return;
+    // A stream that stayed up longer than the longest delay was healthy: start the backoff over.
+    if (Date.now() - openedAt >= reconnect.maxMs) failures = 0;
+    const delay = backoffDelay(failures++, reconnect);
+    options.onWatchError?.(err, delay);
+    timer = setTimeout(open, delay);
+    timer.unref();
+  };
+
+  const open = () => {
+    if (stopped) return;
+    const openedAt = Date.now();
+    let sub: EventEmitter;
+    try {
+      sub = subscribeToInvoices({
+        lnd,
+        restart_delay_ms: reconnect.minMs,
+        ...(settleIndex !== undefined && { confirmed_after: settleIndex }),
+      });
+    } catch (err) {
+      return retry(err, openedAt);
+    }
+    stream = sub;
+    sub.on('invoice_updated', settled);
+    sub.on('error', (err: unknown) => {
+      // Removing every listener cancels the gRPC stream and stops ln-service's own fixed-delay restart.
+      sub.removeAllListeners();
+      if (stream === sub) stream = undefined;
+      retry(err, openedAt);
+    });
+  };
+
+  open();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    stream?.removeAllListeners();
+    stream = undefined;
   };
 }

@@ -29,7 +29,10 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
   client.on('error', () => {});
   const prefix = Buffer.from(options.keyPrefix, 'utf8');
   const ms = options.commandTimeoutMs;
-  const timedOut = () => new DependencyUnavailable('spent_set', `Redis did not answer in ${ms} ms`);
+  const timedOut =
+    (after = ms) =>
+    () =>
+      new DependencyUnavailable('spent_set', `Redis did not answer in ${Math.round(after)} ms`);
   const failed = (err: unknown): never => {
     throw err instanceof DependencyUnavailable
       ? err
@@ -38,14 +41,16 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
 
   return {
     name: 'redis',
-    async spend(paymentHash, ttlMs) {
+    async spend(paymentHash, ttlMs, timeoutMs = ms) {
       const key = Buffer.concat([prefix, paymentHash]);
       // A unique value per attempt: if Redis applies the SET but answers after we gave up (and told the
       // client 503), the late OK undoes exactly this attempt, so a paid token is never burnt unserved.
       const nonce = randomBytes(8);
       const attempt = client.set(key, nonce, 'PX', Math.ceil(ttlMs), 'NX');
       try {
-        return (await withTimeout(attempt, ms, timedOut)) === 'OK';
+        // The caller's deadline may be closer than the command timeout: whichever comes first.
+        const limit = Math.min(ms, timeoutMs);
+        return (await withTimeout(attempt, limit, timedOut(limit))) === 'OK';
       } catch (err) {
         attempt.then(
           (reply) => {
@@ -58,8 +63,8 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
     },
     async probe() {
       // Right after start the connection may still be opening: give it the timeout to get there.
-      if (client.status !== 'ready') await withTimeout(once(client, 'ready'), ms, timedOut).catch(failed);
-      await withTimeout(client.ping(), ms, timedOut).catch(failed);
+      if (client.status !== 'ready') await withTimeout(once(client, 'ready'), ms, timedOut()).catch(failed);
+      await withTimeout(client.ping(), ms, timedOut()).catch(failed);
     },
     async close() {
       await client.quit().catch(() => client.disconnect());
@@ -75,7 +80,8 @@ function connect({ target, commandTimeoutMs }: RedisSpentSetOptions): Redis | Cl
     maxRetriesPerRequest: 1,
     // No ioredis commandTimeout: it would reject the SET and hide a late OK; spend() times out itself.
     connectTimeout: Math.max(1000, commandTimeoutMs),
-    retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000),
+    // Reconnect at least every 250 ms: checks recover within that of Redis returning (a reconnect is cheap).
+    retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 250),
   };
   if (target.mode === 'standalone') return new Redis(target.url, common);
   if (target.mode === 'sentinel') {

@@ -7,7 +7,9 @@ import type { Keyring } from '../l402/keys';
 import { mintMacaroon } from '../l402/mint';
 import { verifyCredential } from '../l402/verify';
 import type { Challenge, Decision } from './decision';
+import { invoiceMemo } from './memo';
 import { DependencyUnavailable, type InvoiceBackend, type SpentSet } from './ports';
+import type { ConcurrencyCap, RateLimiter } from './rate-limit';
 import { DENIALS, type DenialReason } from './reasons';
 import { type PricedRoute, type RequestTarget, type RouteTable, resolveRoute } from './routes';
 
@@ -32,12 +34,23 @@ export interface Engine {
   retryAfterSeconds: number;
   /** The macaroon location field. */
   location: string;
+  /** Bounds on invoice creation (challenges); absent = unlimited. */
+  challengeLimits?: ChallengeLimits;
+}
+
+export interface ChallengeLimits {
+  /** Per client address; requests without a known client address are not limited per client. */
+  perClient?: RateLimiter;
+  /** Invoice creations in flight at once, all clients together. */
+  concurrency?: ConcurrencyCap;
 }
 
 export interface GateRequest extends RequestTarget {
   authorization?: string;
   /** Milliseconds since the epoch by which the caller needs an answer. */
   deadline: number;
+  /** The client's IP address as the adapter determined it (trusted proxy hops applied); keys rate limits. */
+  clientAddress?: string;
 }
 
 /** Never rejects for a decision: every failure of a dependency becomes a deny with a reason. */
@@ -69,6 +82,8 @@ export async function decide(req: GateRequest, engine: Engine): Promise<Decision
       routeId: route.id,
       priceSats: route.priceSats,
       now: nowSeconds,
+      // No route sells a token that lives longer: a later expiry would also keep its spent entry that long.
+      maxValidUntil: nowSeconds + route.tokenLifetimeSeconds + engine.clockSkewSeconds,
       ...(route.capability !== undefined && { capability: route.capability }),
     },
     engine.keys,
@@ -77,13 +92,16 @@ export async function decide(req: GateRequest, engine: Engine): Promise<Decision
   if (!verdict.ok) return reject(verdict.reason, route, req, engine, verdict.detail);
 
   const { token } = verdict;
-  if (engine.now() >= req.deadline)
+  // The spend must end before the caller's deadline, or Envoy gives up first and reports a gRPC error,
+  // which an Envoy with failure_mode_allow would turn into an allow.
+  const spendBudget = budgetFor(req, engine);
+  if (spendBudget <= 0)
     return unavailable('deadline_exceeded', route, engine, 'deadline passed before the spend');
   // The entry must outlive the token on every replica, whatever their clocks say.
   const ttlMs = (token.validUntil - nowSeconds + engine.clockSkewSeconds) * 1000;
   let first: boolean;
   try {
-    first = await engine.spentSet.spend(token.paymentHash, ttlMs);
+    first = await engine.spentSet.spend(token.paymentHash, ttlMs, spendBudget);
   } catch (err) {
     if (err instanceof DependencyUnavailable)
       return unavailable('spent_set_unavailable', route, engine, err.message);
@@ -127,14 +145,25 @@ async function challengeOrUnavailable(
 ): Promise<Decision> {
   const challenge = await tryChallenge(route, req, engine);
   if ('macaroon' in challenge) return { kind: 'deny', reason, route, challenge };
+  if (challenge.reason === 'rate_limited') {
+    const retryAfterSeconds = challenge.retryAfterSeconds ?? engine.retryAfterSeconds;
+    return { kind: 'deny', reason: 'rate_limited', route, detail: challenge.detail, retryAfterSeconds };
+  }
   return unavailable(challenge.reason, route, engine, challenge.detail);
 }
 
 const MIN_DEADLINE_MARGIN_MS = 25;
 
+/** Time left for a dependency call, keeping back a margin so the answer reaches the caller in time. */
+function budgetFor(req: GateRequest, engine: Engine): number {
+  const remaining = req.deadline - engine.now();
+  return remaining - Math.max(MIN_DEADLINE_MARGIN_MS, remaining / 10);
+}
+
 interface NoChallenge {
-  reason: 'deadline_exceeded' | 'invoice_backend_unavailable';
+  reason: 'deadline_exceeded' | 'invoice_backend_unavailable' | 'rate_limited';
   detail: string;
+  retryAfterSeconds?: number;
 }
 
 async function tryChallenge(
@@ -143,25 +172,35 @@ async function tryChallenge(
   engine: Engine,
 ): Promise<Challenge | NoChallenge> {
   // Keep back a margin so the answer reaches Envoy before its deadline, not just after it.
-  const remaining = req.deadline - engine.now();
-  const budget = Math.min(
-    engine.invoiceTimeoutMs,
-    remaining - Math.max(MIN_DEADLINE_MARGIN_MS, remaining / 10),
-  );
+  const budget = Math.min(engine.invoiceTimeoutMs, budgetFor(req, engine));
   if (budget <= 0) return { reason: 'deadline_exceeded', detail: 'no time left to create an invoice' };
+  const limits = engine.challengeLimits;
+  if (limits?.perClient && req.clientAddress !== undefined) {
+    const admission = limits.perClient.take(req.clientAddress, engine.now());
+    if (!admission.ok) {
+      const { retryAfterSeconds } = admission;
+      return { reason: 'rate_limited', detail: 'too many challenges from this client', retryAfterSeconds };
+    }
+  }
+  const release = limits?.concurrency ? limits.concurrency.tryAcquire() : () => {};
+  if (!release) {
+    return { reason: 'rate_limited', detail: 'too many invoices being created', retryAfterSeconds: 1 };
+  }
   try {
     return await challenge(route, engine, budget);
   } catch (err) {
     if (err instanceof DependencyUnavailable)
       return { reason: 'invoice_backend_unavailable', detail: err.message };
     throw err;
+  } finally {
+    release();
   }
 }
 
 async function challenge(route: PricedRoute, engine: Engine, timeoutMs: number): Promise<Challenge> {
   const invoice = await engine.invoices.createInvoice(
     route.priceSats,
-    `${route.service}: ${route.id}`,
+    invoiceMemo(route.service, route.id),
     route.invoiceExpirySeconds,
     timeoutMs,
   );

@@ -6,6 +6,14 @@ export interface NewInvoice {
   expiresAt: Date;
 }
 
+/** An invoice of the node that was paid, as the node's settlement stream reports it. */
+export interface Settlement {
+  /** Satoshis received (an invoice can be overpaid). */
+  sats: number;
+  /** The invoice's description; Plannt's own are `<service>: <route id>` (core/memo.ts). */
+  memo: string;
+}
+
 export interface InvoiceBackend {
   readonly name: string;
   /** Rejects with DependencyUnavailable when the backend is unreachable, failing or slower than timeoutMs. */
@@ -17,13 +25,23 @@ export interface InvoiceBackend {
   ): Promise<NewInvoice>;
   /** Resolves when the backend answers; rejects otherwise. */
   probe(): Promise<void>;
+  /**
+   * Calls onSettled for each invoice paid from now on, whether or not its token is ever used; keeps
+   * watching through outages of the backend. Returns a function that stops watching. Optional: a backend
+   * that cannot observe payments leaves it out.
+   */
+  watchSettlements?(onSettled: (settlement: Settlement) => void): () => void;
   close(): Promise<void>;
 }
 
 export interface SpentSet {
   readonly name: string;
-  /** Atomically marks the payment hash spent; true the first time, false if it was already spent. */
-  spend(paymentHash: Buffer, ttlMs: number): Promise<boolean>;
+  /**
+   * Atomically marks the payment hash spent; true the first time, false if it was already spent.
+   * Rejects with DependencyUnavailable when the store does not answer within timeoutMs (when given; the
+   * caller's deadline) or its own command timeout, whichever is shorter.
+   */
+  spend(paymentHash: Buffer, ttlMs: number, timeoutMs?: number): Promise<boolean>;
   probe(): Promise<void>;
   close(): Promise<void>;
 }

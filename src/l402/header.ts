@@ -76,3 +76,88 @@ export function decodeBase64(text: string): Buffer {
 export function challengeHeaders(macaroonBase64: string, invoice: string): string[] {
   return SCHEMES.map((scheme) => `${scheme} macaroon="${macaroonBase64}", invoice="${invoice}"`);
 }
+
+/** One challenge of a WWW-Authenticate header (RFC 9110 §11.6.1). Parameter names are lower-cased. */
+export interface AuthChallenge {
+  scheme: string;
+  params: Record<string, string>;
+  token68?: string;
+}
+
+const TCHAR = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/;
+const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*/;
+const isSpace = (c: string | undefined) => c === ' ' || c === '\t';
+
+/**
+ * Parses a WWW-Authenticate value into its challenges, in order. HTTP clients (fetch among them) join
+ * repeated headers with ", ", so one value can hold `L402 …, LSAT …, Bearer …`; this reads them all.
+ * Lenient where servers differ: parameters in any order, optional spaces around `=` and `,`, values
+ * double-quoted (with `\` escapes), single-quoted or bare (a bare value runs to the next comma or space,
+ * so unquoted base64 survives). Anything unreadable is skipped up to the next comma.
+ */
+export function parseWwwAuthenticate(header: string): AuthChallenge[] {
+  const s = header;
+  const out: AuthChallenge[] = [];
+  let current: AuthChallenge | undefined;
+  let i = 0;
+  const skipSpace = () => {
+    while (isSpace(s[i])) i++;
+  };
+  const readToken = () => {
+    const start = i;
+    while (i < s.length && TCHAR.test(s[i] ?? '')) i++;
+    return s.slice(start, i);
+  };
+  const readValue = (): string => {
+    const quote = s[i];
+    if (quote === '"' || quote === "'") {
+      let value = '';
+      for (i++; i < s.length && s[i] !== quote; i++) {
+        if (s[i] === '\\' && quote === '"' && i + 1 < s.length) i++;
+        value += s[i];
+      }
+      i++; // the closing quote (or the end of an unterminated value)
+      return value;
+    }
+    const start = i;
+    while (i < s.length && s[i] !== ',' && !isSpace(s[i])) i++;
+    return s.slice(start, i);
+  };
+
+  while (i < s.length) {
+    skipSpace();
+    if (s[i] === ',') {
+      i++;
+      continue;
+    }
+    if (i >= s.length) break;
+    const name = readToken();
+    if (!name) {
+      while (i < s.length && s[i] !== ',') i++;
+      continue;
+    }
+    skipSpace();
+    if (current && s[i] === '=') {
+      i++;
+      skipSpace();
+      const value = readValue();
+      const key = name.toLowerCase();
+      if (!(key in current.params)) current.params[key] = value;
+      continue;
+    }
+    current = { scheme: name, params: {} };
+    out.push(current);
+    // A token68 credential (`Basic dXNlcg==`) rather than parameters: a run of token68 characters that
+    // ends the challenge, i.e. is not the `name=` of a parameter.
+    const token68 = TOKEN68.exec(s.slice(i))?.[0];
+    if (token68) {
+      let j = i + token68.length;
+      while (isSpace(s[j])) j++;
+      if (j >= s.length || s[j] === ',') {
+        current.token68 = token68;
+        i = j;
+      }
+    }
+  }
+  return out;
+}

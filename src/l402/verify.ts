@@ -30,6 +30,8 @@ export interface Requirements {
   capability?: string;
   /** Unix seconds. */
   now: number;
+  /** Unix seconds: the latest expiry a token may carry; a later one is refused as lifetime_exceeded. */
+  maxValidUntil?: number;
 }
 
 export interface VerifiedToken {
@@ -139,6 +141,7 @@ function checkCaveats(raw: readonly Buffer[], paymentHash: Buffer, needs: Requir
   }
 
   if (validUntil === Number.POSITIVE_INFINITY) return fail('missing_expiry');
+  if (needs.maxValidUntil !== undefined && validUntil > needs.maxValidUntil) return fail('lifetime_exceeded');
   if (!hasServices) return fail('missing_caveat', SERVICES_CONDITION);
   if (!hasRoute) return fail('missing_caveat', ROUTE_CONDITION);
   if (priceSats === Number.POSITIVE_INFINITY) return fail('missing_caveat', PRICE_CONDITION);

@@ -33,9 +33,19 @@ export interface EnvoyRequest {
   requestId?: string;
 }
 
-export function fromCheckRequest(check: CheckRequest, deadline: number): EnvoyRequest {
+/**
+ * `trustedHops`: how many proxies, counted from the right of `x-forwarded-for`, append to it and are trusted
+ * (Envoy itself counts when it appends, i.e. with use_remote_address). 0 ignores the header: the client is
+ * Envoy's downstream peer, `attributes.source.address`.
+ */
+export function fromCheckRequest(check: CheckRequest, deadline: number, trustedHops = 0): EnvoyRequest {
   const http = check.attributes?.request?.http ?? {};
   const authorization = header(http, 'authorization');
+  const clientAddress = clientAddressOf(
+    check.attributes?.source?.address?.socket_address?.address,
+    trustedHops > 0 ? header(http, 'x-forwarded-for') : undefined,
+    trustedHops,
+  );
   const rawPath = http.path ?? '/';
   const query = rawPath.search(/[?#]/);
   return {
@@ -46,9 +56,32 @@ export function fromCheckRequest(check: CheckRequest, deadline: number): EnvoyRe
       contextExtensions: check.attributes?.context_extensions ?? {},
       deadline,
       ...(authorization !== undefined && { authorization }),
+      ...(clientAddress !== undefined && { clientAddress }),
     },
     ...(http.id && { requestId: http.id }),
   };
+}
+
+/** Longer than any IPv6 text form: a bound on what a client can make Plannt keep as a rate-limit key. */
+const MAX_ADDRESS_LENGTH = 64;
+
+/**
+ * Each trusted proxy appends the address it received the connection from, so the rightmost `trustedHops`
+ * entries are trustworthy and the leftmost of them names the client. Entries further left are whatever the
+ * client sent. With fewer entries than trusted hops, fall back to the peer address, as Envoy does.
+ */
+export function clientAddressOf(
+  peer: string | undefined,
+  forwardedFor: string | undefined,
+  trustedHops: number,
+): string | undefined {
+  let address = peer;
+  if (trustedHops > 0 && forwardedFor !== undefined) {
+    const hops = forwardedFor.split(',');
+    const entry = hops.length >= trustedHops ? hops[hops.length - trustedHops]?.trim() : undefined;
+    if (entry) address = entry;
+  }
+  return address ? address.slice(0, MAX_ADDRESS_LENGTH) : undefined;
 }
 
 /** Envoy sends `headers`, or `header_map` when encode_raw_headers is on; keys are lower-case either way. */

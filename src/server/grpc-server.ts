@@ -21,6 +21,18 @@ export interface GrpcServerOptions {
   readiness: Readiness;
   logger: Logger;
   maxConnectionAgeMs?: number;
+  /** Trusted x-forwarded-for hops for the client address (see fromCheckRequest); 0 by default. */
+  trustedHops?: number;
+  /** Serve over TLS; with `clientCa`, require client certificates signed by it (mTLS). Plaintext if absent. */
+  tls?: TlsMaterial;
+}
+
+export interface TlsMaterial {
+  /** PEM certificate chain and private key of this server. */
+  cert: Buffer;
+  key: Buffer;
+  /** PEM CA bundle that client certificates must chain to. */
+  clientCa?: Buffer;
 }
 
 export interface GrpcServer {
@@ -44,7 +56,7 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
 
   server.addService(AuthorizationService, {
     Check(call: grpc.ServerUnaryCall<CheckRequest, object>, callback: grpc.sendUnaryData<object>) {
-      const { request, requestId } = fromCheckRequest(call.request, deadlineOf(call));
+      const { request, requestId } = fromCheckRequest(call.request, deadlineOf(call), options.trustedHops);
       options.gate.check(request, requestId).then(
         (decision) => callback(null, toCheckResponse(render(decision, options.render))),
         // The gate never rejects; this is a last guard against a crash, still failing closed.
@@ -76,9 +88,7 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
   });
 
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) =>
-      err ? reject(err) : resolve(bound),
-    ),
+    server.bindAsync(address, credentials(options.tls), (err, bound) => (err ? reject(err) : resolve(bound))),
   );
 
   return {
@@ -101,6 +111,15 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
       });
     },
   };
+}
+
+function credentials(tls: TlsMaterial | undefined): grpc.ServerCredentials {
+  if (!tls) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(
+    tls.clientCa ?? null,
+    [{ cert_chain: tls.cert, private_key: tls.key }],
+    tls.clientCa !== undefined,
+  );
 }
 
 function deadlineOf(call: grpc.ServerUnaryCall<unknown, unknown>): number {

@@ -17,9 +17,23 @@ declare module 'ln-service' {
     lnd: AuthenticatedLnd;
     limit?: number;
   }): Promise<{ invoices: unknown[] }>;
+  /** An invoice_updated event of subscribeToInvoices (the fields Plannt reads). */
+  export interface SubscribedInvoice {
+    id: string;
+    is_confirmed: boolean;
+    confirmed_index?: number;
+    received: number;
+    description?: string;
+  }
+  /** Emits invoice_updated (SubscribedInvoice), error and end; removing every listener cancels the stream. */
+  export function subscribeToInvoices(args: {
+    lnd: AuthenticatedLnd;
+    confirmed_after?: number;
+    restart_delay_ms?: number;
+  }): import('node:events').EventEmitter;
   export function getWalletInfo(args: {
     lnd: AuthenticatedLnd;
-  }): Promise<{ public_key: string; alias: string }>;
+  }): Promise<{ public_key: string; alias: string; chains?: string[] }>;
   export function parsePaymentRequest(args: { request: string }): {
     id: string;
     tokens: number;
@@ -31,5 +45,6 @@ declare module 'ln-service' {
     lnd: AuthenticatedLnd;
     request: string;
     max_fee?: number;
-  }): Promise<{ secret: string; id: string; tokens: number; fee: number }>;
+    pathfinding_timeout?: number;
+  }): Promise<{ secret: string; id: string; tokens: number; fee: number; safe_fee?: number }>;
 }

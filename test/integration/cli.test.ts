@@ -16,7 +16,7 @@ function writeConfig(name: string, body: string): string {
 }
 
 const validConfig = `
-listen: { grpc: "127.0.0.1:0", admin: "127.0.0.1:0" }
+listen: { grpc: "127.0.0.1:0", admin: "127.0.0.1:0", http: "127.0.0.1:0" }
 root_keys: [{ id: 7, key: "${randomBytes(32).toString('hex')}" }]
 current_key_id: 7
 backend: { kind: dev }

@@ -66,6 +66,8 @@ export interface Plannt {
   rootKeyHex: string;
   client: grpc.Client;
   adminUrl: string;
+  /** The HTTP ext_authz / forward-auth port. */
+  httpUrl: string;
   /** Every JSON log line the app wrote. */
   logs: string[];
   check(input?: CheckInput): Promise<CheckResult>;
@@ -120,7 +122,7 @@ export async function deleteRedisKeys(prefix: string, url = REDIS_URL): Promise<
 
 export function buildConfig(overrides: Raw = {}, rootKeyHex = randomRootKey()): Config {
   const base: Raw = {
-    listen: { grpc: '127.0.0.1:0', admin: '127.0.0.1:0' },
+    listen: { grpc: '127.0.0.1:0', admin: '127.0.0.1:0', http: '127.0.0.1:0' },
     location: 'plannt-test',
     root_keys: [{ id: 7, key: rootKeyHex }],
     current_key_id: 7,
@@ -161,6 +163,7 @@ export async function startPlannt(overrides: Raw = {}, options: StartOptions = {
     rootKeyHex,
     client,
     adminUrl,
+    httpUrl: `http://127.0.0.1:${app.httpPort}`,
     logs,
     check: (input = {}) => check(client, input),
     admin,

@@ -8,8 +8,17 @@ const EXAMPLE_FILE = path.resolve(__dirname, '..', '..', 'plannt.example.yaml');
 /** Every field set, none left to defaults. */
 function fullExample(): Record<string, unknown> {
   return {
-    listen: { grpc: '0.0.0.0:9001', admin: '127.0.0.1:9090' },
+    listen: { grpc: '0.0.0.0:9001', admin: '127.0.0.1:9090', http: '0.0.0.0:9102' },
+    http_authz: { path_prefix: '/authz', timeout_ms: 1500 },
     location: 'plannt-prod',
+    tls: { cert_file: '/tls/tls.crt', key_file: '/tls/tls.key', client_ca_file: '/tls/ca.crt' },
+    client_address: { trusted_hops: 2 },
+    challenge_limits: {
+      per_client_per_second: 0.5,
+      per_client_burst: 5,
+      max_clients: 1000,
+      max_concurrent_invoices: 8,
+    },
     root_keys: [
       { id: 1, key: HEX_A },
       { id: 2, key: HEX_B },
@@ -103,7 +112,8 @@ describe('a full example', () => {
   it('a minimal configuration gets the documented defaults', () => {
     const config = parseConfig(minimal());
     expect(config).toMatchObject({
-      listen: { grpc: '0.0.0.0:9001', admin: '0.0.0.0:9090' },
+      listen: { grpc: '0.0.0.0:9001', admin: '0.0.0.0:9090', http: '0.0.0.0:9002' },
+      http_authz: { path_prefix: '', timeout_ms: 3000 },
       location: 'plannt',
       backend: { kind: 'dev', timeout_ms: 3000 },
       spent_set: { kind: 'memory', on_error: 'fail_closed', max_entries: 1_000_000, clock_skew_seconds: 30 },
@@ -299,6 +309,29 @@ describe('backends', () => {
 
   it('rejects an unknown top-level field', () => {
     expect(configError({ ...minimal(), rotes: [] })).toMatch(/rotes/);
+  });
+});
+
+describe('HTTP authorization', () => {
+  it.each(['authz', '/authz/', '/au thz', '/authz?x'])(
+    'rejects the path prefix %j, naming the field',
+    (prefix) => {
+      expect(configError({ ...minimal(), http_authz: { path_prefix: prefix } })).toMatch(
+        /http_authz\.path_prefix/,
+      );
+    },
+  );
+
+  it('accepts a nested path prefix', () => {
+    expect(
+      parseConfig({ ...minimal(), http_authz: { path_prefix: '/ext/authz' } }).http_authz.path_prefix,
+    ).toBe('/ext/authz');
+  });
+
+  it('rejects a listen.http that is not host:port', () => {
+    expect(configError({ ...minimal(), listen: { http: '9002' } })).toMatch(
+      /listen\.http: expected host:port/,
+    );
   });
 });
 

@@ -1,0 +1,186 @@
+/**
+ * Redis memory per spent token, and verify latency with an empty spent-set vs one holding 1 M+ entries.
+ *
+ *   npm run build && node dist/bench/redis-memory.js [--entries 1000000] [--rate 400] [--seconds 10]
+ *
+ * A private redis-server on a free port (never the shared one) is filled with entries exactly as Plannt
+ * writes them (redis-spent-set.ts: key = key_prefix + raw 32-byte payment hash, value = 8-byte random nonce,
+ * PX ttl, NX), pipelined. Memory per entry = Δ used_memory / entries (INFO memory), cross-checked with
+ * MEMORY USAGE on sampled keys. Variants show what the format costs: a 2-byte prefix, and an integer value.
+ * Then Plannt (bench/server-host.js, Redis spent-set on that server) is driven by bench/paths-load.js, open
+ * loop at --rate verifies/s: empty set, the same set after --entries spends were added, then empty again.
+ */
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Child } from './ipc';
+import type { PathsLoadCommand, PathsLoadEvent, PathsResult } from './paths-load';
+import { BENCH_KEY_ID, type ServerCommand, type ServerEvent } from './protocol';
+import { type RedisProcess, startRedisProcess } from './redis-process';
+
+const { values: args } = parseArgs({
+  options: {
+    entries: { type: 'string', default: '1000000' },
+    rate: { type: 'string', default: '400' },
+    seconds: { type: 'string', default: '10' },
+    json: { type: 'string' },
+  },
+});
+const ENTRIES = Number(args.entries);
+const RATE = Number(args.rate);
+const SECONDS = Number(args.seconds);
+const DEFAULT_PREFIX = 'plannt:spent:';
+const TTL_MS = 3_600_000;
+
+interface Fill {
+  variant: string;
+  entries: number;
+  bytesPerEntry: number;
+  memoryUsageSample: number;
+  seconds: number;
+}
+
+async function usedMemory(redis: RedisProcess): Promise<number> {
+  return Number(/used_memory:(\d+)/.exec(await redis.client.info('memory'))?.[1] ?? Number.NaN);
+}
+
+/** Adds `count` spent entries in Plannt's format (or a variant), pipelined in batches. */
+async function fill(
+  redis: RedisProcess,
+  count: number,
+  prefix: string,
+  value: () => Buffer | string,
+): Promise<Buffer[]> {
+  const p = Buffer.from(prefix);
+  const samples: Buffer[] = [];
+  for (let done = 0; done < count; ) {
+    const batch = Math.min(5000, count - done);
+    const pipeline = redis.client.pipeline();
+    for (let i = 0; i < batch; i++) {
+      const key = Buffer.concat([p, randomBytes(32)]);
+      if (samples.length < 200 && Math.random() < 0.01) samples.push(key);
+      pipeline.set(key, value(), 'PX', TTL_MS, 'NX');
+    }
+    await pipeline.exec();
+    done += batch;
+  }
+  return samples;
+}
+
+async function measureFill(
+  redis: RedisProcess,
+  variant: string,
+  prefix: string,
+  value: () => Buffer | string,
+): Promise<Fill> {
+  await redis.client.flushall();
+  const before = await usedMemory(redis);
+  const started = Date.now();
+  const samples = await fill(redis, ENTRIES, prefix, value);
+  const seconds = (Date.now() - started) / 1000;
+  const after = await usedMemory(redis);
+  const usages = await Promise.all(samples.map((k) => redis.client.memory('USAGE', k)));
+  const sample = usages.reduce<number>((s, u) => s + Number(u ?? 0), 0) / (usages.length || 1);
+  const result = {
+    variant,
+    entries: ENTRIES,
+    bytesPerEntry: (after - before) / ENTRIES,
+    memoryUsageSample: sample,
+    seconds,
+  };
+  process.stdout.write(
+    `  ${variant.padEnd(44)} ${result.bytesPerEntry.toFixed(1).padStart(8)} B/entry   MEMORY USAGE ${sample.toFixed(0).padStart(4)} B   (${ENTRIES} entries in ${seconds.toFixed(1)} s)\n`,
+  );
+  return result;
+}
+
+const ms = (us: number) => (us / 1000).toFixed(2);
+
+async function main(): Promise<void> {
+  const redis = await startRedisProcess();
+  const version = /redis_version:(\S+)/.exec(await redis.client.info('server'))?.[1];
+  process.stdout.write(`plannt bench: Redis memory per spent token (redis ${version}, pid ${redis.pid})\n\n`);
+  const fills: Fill[] = [];
+  const phases: { label: string; keys: number; result: PathsResult }[] = [];
+  const server = new Child<ServerCommand, ServerEvent>('plannt', 'server-host.js');
+  const load = new Child<PathsLoadCommand, PathsLoadEvent>('load', 'paths-load.js');
+  try {
+    fills.push(
+      await measureFill(redis, `Plannt's format, prefix "${DEFAULT_PREFIX}"`, DEFAULT_PREFIX, () =>
+        randomBytes(8),
+      ),
+    );
+    fills.push(await measureFill(redis, 'Plannt\'s format, prefix "p:"', 'p:', () => randomBytes(8)));
+    fills.push(
+      await measureFill(redis, `prefix "${DEFAULT_PREFIX}", integer value (what-if)`, DEFAULT_PREFIX, () =>
+        String(1e15 + Math.floor(Math.random() * 1e15)),
+      ),
+    );
+
+    // Verify latency: empty, full, empty again.
+    await redis.client.flushall();
+    const rootKeyHex = randomBytes(32).toString('hex');
+    const ready = await server.request(
+      {
+        type: 'start',
+        kind: 'plannt',
+        logLevel: 'silent',
+        redisUrl: redis.url,
+        keyPrefix: DEFAULT_PREFIX,
+        rootKeyHex,
+      },
+      'ready',
+    );
+    await load.next('ready');
+    const run = async (label: string) => {
+      const keys = await redis.client.dbsize();
+      const { result } = await load.request(
+        {
+          type: 'run',
+          target: `127.0.0.1:${ready.port}`,
+          mix: { verify: 1 },
+          tokens: { rootKeyHex, keyId: BENCH_KEY_ID, validUntil: Math.floor(Date.now() / 1000) + 3600 },
+          count: RATE * SECONDS,
+          concurrency: 64,
+          ratePerSecond: RATE,
+          deadlineMs: 2000,
+        },
+        'result',
+      );
+      if ((result.outcomes.allow ?? 0) !== result.requests)
+        throw new Error(`${label}: not every verify was allowed: ${JSON.stringify(result.outcomes)}`);
+      phases.push({ label, keys, result });
+      process.stdout.write(
+        `  verify @${RATE}/s, ${label.padEnd(28)} keys ${String(keys).padStart(8)}   p50 ${ms(result.latency.p50)} ms  p90 ${ms(result.latency.p90)} ms  p99 ${ms(result.latency.p99)} ms  max ${ms(result.latency.max)} ms\n`,
+      );
+    };
+    process.stdout.write('\n');
+    await run('warm-up (empty)');
+    await redis.client.flushall();
+    await run('empty spent-set');
+    await fill(redis, ENTRIES, DEFAULT_PREFIX, () => randomBytes(8));
+    await run(`${ENTRIES} entries`);
+    await redis.client.flushall();
+    await run('empty again');
+  } finally {
+    await load.stop({ type: 'exit' }, 'closed');
+    await server.stop({ type: 'stop' }, 'stopped');
+    await redis.stop();
+  }
+  const [plannt] = fills;
+  const empty = phases.filter((p) => p.label.startsWith('empty'));
+  const full = phases.find((p) => p.keys >= ENTRIES);
+  const emptyP50 = empty.reduce((s, p) => s + p.result.latency.p50, 0) / (empty.length || 1);
+  const emptyP99 = empty.reduce((s, p) => s + p.result.latency.p99, 0) / (empty.length || 1);
+  process.stdout.write(
+    `\n  bytes per spent token: ${plannt?.bytesPerEntry.toFixed(1)} (target <= 120: ${(plannt?.bytesPerEntry ?? 999) <= 120 ? 'met' : 'MISSED'})\n` +
+      `  verify p50 / p99, ${ENTRIES} entries vs empty: ${ms(full?.result.latency.p50 ?? 0)} / ${ms(full?.result.latency.p99 ?? 0)} ms vs ` +
+      `${ms(emptyP50)} / ${ms(emptyP99)} ms (mean of the two empty runs)\n`,
+  );
+  if (args.json) writeFileSync(args.json, `${JSON.stringify({ fills, phases }, null, 2)}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,198 @@
+/**
+ * A real Caddy, configured by the very Caddyfile users get (deploy/caddy/Caddyfile), reverse-proxies to a
+ * small upstream and asks Plannt's HTTP port with forward_auth. Everything a client sees is what Caddy
+ * sends back; everything the API sees is what the upstream echoes.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseChallenge } from '../support/envoy-client';
+import { type HttpResult, httpCall } from '../support/http';
+import { metricValue, type Plannt, startPlannt, waitFor } from '../support/plannt';
+
+const CADDYFILE = path.join(__dirname, '../../deploy/caddy/Caddyfile');
+const CADDY = process.env.CADDY_BIN ?? 'caddy';
+
+interface Echo {
+  method: string;
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+let plannt: Plannt;
+let upstream: Server;
+let caddy: ChildProcess | undefined;
+let caddyLog = '';
+let caddyUrl = '';
+let home = '';
+/** Every request the upstream served, in order. */
+const served: Echo[] = [];
+
+beforeAll(async () => {
+  const version = spawnSync(CADDY, ['version'], { encoding: 'utf8', timeout: 10_000 });
+  if (version.status !== 0) {
+    throw new Error(
+      `Caddy is required for this test and was not found (${version.error?.message ?? version.stderr}). ` +
+        'Install it with: apt-get update && apt-get install -y caddy',
+    );
+  }
+  plannt = await startPlannt();
+  upstream = createServer((req, res) => {
+    const echo: Echo = { method: req.method ?? '', url: req.url ?? '', headers: req.headers };
+    served.push(echo);
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'echo' });
+    res.end(JSON.stringify(echo));
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+
+  const port = await freePort();
+  home = mkdtempSync(path.join(tmpdir(), 'plannt-caddy-'));
+  caddyUrl = `http://127.0.0.1:${port}`;
+  caddy = spawn(CADDY, ['run', '--config', CADDYFILE, '--adapter', 'caddyfile'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      // Caddy keeps its state under HOME / XDG dirs: a throwaway one per run.
+      HOME: home,
+      XDG_CONFIG_HOME: path.join(home, 'config'),
+      XDG_DATA_HOME: path.join(home, 'data'),
+      LISTEN: `:${port}`,
+      BIND: '127.0.0.1',
+      PLANNT_AUTHZ: `127.0.0.1:${plannt.app.httpPort}`,
+      UPSTREAM: `127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+    },
+  });
+  const collect = (chunk: Buffer) => {
+    caddyLog = (caddyLog + chunk.toString()).slice(-20_000);
+  };
+  caddy.stdout?.on('data', collect);
+  caddy.stderr?.on('data', collect);
+  const up = await waitFor(async () => {
+    if (caddy?.exitCode !== null) return false;
+    return httpCall(caddyUrl, { path: '/status', timeoutMs: 1000 }).then(
+      () => true,
+      () => false,
+    );
+  }, 15_000);
+  if (!up) throw new Error(`Caddy did not start (exit ${caddy.exitCode}):\n${caddyLog}`);
+}, 30_000);
+
+afterAll(async () => {
+  if (caddy?.pid !== undefined && caddy.exitCode === null) {
+    const exited = new Promise((resolve) => caddy?.once('exit', resolve));
+    caddy.kill('SIGTERM');
+    const force = setTimeout(() => caddy?.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(force);
+  }
+  if (upstream) {
+    const closed = new Promise<void>((resolve) => upstream.close(() => resolve()));
+    upstream.closeAllConnections();
+    await closed;
+  }
+  await plannt?.stop();
+  if (home) rmSync(home, { recursive: true, force: true });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+function viaCaddy(method: string, target: string, headers: Record<string, string> = {}): Promise<HttpResult> {
+  return httpCall(caddyUrl, { method, path: target, headers: { host: 'api.example.com', ...headers } });
+}
+
+/** The request the upstream saw for this call, or undefined when it never reached the upstream. */
+async function reaching(call: () => Promise<HttpResult>): Promise<{ res: HttpResult; echo?: Echo }> {
+  const before = served.length;
+  const res = await call();
+  return { res, ...(served.length > before && { echo: served[served.length - 1] }) };
+}
+
+describe('Caddy forward_auth in front of an API, Plannt deciding', () => {
+  let paid: { authorization: string; paymentHash: string };
+
+  test('no token: the client gets 402 with both challenges and the JSON body; the API sees nothing', async () => {
+    const { res, echo } = await reaching(() => viaCaddy('GET', '/v1/forecast?city=lisbon'));
+    expect(echo).toBeUndefined();
+    expect(res.status).toBe(402);
+    expect(res.header('content-type')).toEqual(['application/json']);
+    const body = res.json();
+    expect(body).toMatchObject({ error: 'payment_required', amount_sats: 10, invoice: expect.any(String) });
+    const challenges = res.header('www-authenticate').map(parseChallenge);
+    expect(challenges.map((c) => c.scheme)).toEqual(['L402', 'LSAT']);
+    for (const c of challenges) expect(c).toMatchObject({ macaroon: body.macaroon, invoice: body.invoice });
+
+    const preimage = await plannt.pay(String(body.invoice));
+    paid = { authorization: `L402 ${body.macaroon}:${preimage}`, paymentHash: String(body.payment_hash) };
+  });
+
+  test('a paid token: the API answers, receiving the x-plannt-* headers and not the credential', async () => {
+    const { res, echo } = await reaching(() =>
+      viaCaddy('GET', '/v1/forecast?city=lisbon', { authorization: paid.authorization }),
+    );
+    expect(res.status).toBe(200);
+    expect(res.header('x-upstream')).toEqual(['echo']);
+    expect(echo?.url).toBe('/v1/forecast?city=lisbon');
+    expect(echo?.headers).toMatchObject({
+      'x-plannt-payment-hash': paid.paymentHash,
+      'x-plannt-service': 'weather',
+      'x-plannt-amount-sats': '10',
+    });
+    expect(echo?.headers.authorization).toBeUndefined();
+  });
+
+  test('replay: 401 token_spent, and the API sees nothing', async () => {
+    const { res, echo } = await reaching(() =>
+      viaCaddy('GET', '/v1/forecast', { authorization: paid.authorization }),
+    );
+    expect(echo).toBeUndefined();
+    expect(res.status).toBe(401);
+    expect(res.json().error).toBe('token_spent');
+  });
+
+  test('Plannt judges the original method: a POST-only route is priced, its GET is unmatched', async () => {
+    const post = await reaching(() => viaCaddy('POST', '/v1/generate'));
+    expect(post.res.status).toBe(402);
+    expect(post.res.json().amount_sats).toBe(21);
+    const get = await reaching(() => viaCaddy('GET', '/v1/generate'));
+    expect(get.res.status).toBe(403);
+    expect(post.echo ?? get.echo).toBeUndefined();
+  });
+
+  test('a free route: the API gets no x-plannt-* header, not even one the client forged, and keeps Authorization', async () => {
+    const forged = { 'x-plannt-payment-hash': 'ab'.repeat(32), 'x-plannt-service': 'weather' };
+    const { res, echo } = await reaching(() =>
+      viaCaddy('GET', '/status', { ...forged, authorization: 'Bearer for-the-api' }),
+    );
+    expect(res.status).toBe(200);
+    expect(Object.keys(echo?.headers ?? {}).filter((name) => name.startsWith('x-plannt-'))).toEqual([]);
+    expect(echo?.headers.authorization).toBe('Bearer for-the-api');
+  });
+
+  test('a dot segment Caddy passes on raw is refused, so a free prefix cannot unlock a paid route', async () => {
+    const { res, echo } = await reaching(() => viaCaddy('GET', '/status/../v1/forecast'));
+    expect(echo).toBeUndefined();
+    expect(res.status).toBe(400);
+  });
+
+  test('every decision was counted by the same metrics as gRPC', async () => {
+    const text = await plannt.metrics();
+    expect(metricValue(text, 'plannt_paid_requests_total', { service: 'weather' })).toBe(1);
+    expect(metricValue(text, 'plannt_checks_total', { reason: 'token_spent' })).toBe(1);
+    expect(metricValue(text, 'plannt_checks_total', { decision: 'allow', reason: 'free' })).toBeGreaterThan(
+      0,
+    );
+  });
+});
