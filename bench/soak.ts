@@ -6,7 +6,8 @@
  * Plannt runs in its own process (bench/server-host.js: startApp, dev invoice backend, Redis spent-set on a
  * private redis-server, log level info to /dev/null); the load generator (bench/paths-load.js) in another,
  * open loop at --rate with the mix --mix (verify, garbage, forged, challenge weights). Plannt's RSS is sampled
- * every --sample-s seconds during the load and --idle-s seconds after it. Growth is the least-squares slope of
+ * every --sample-s seconds during the load and --idle-s seconds after it. --server-flags passes Node flags to
+ * the Plannt process (e.g. "--max-semi-space-size=2"). Growth is the least-squares slope of
  * RSS over the second half of the load, when every bounded cache has had time to fill.
  * Targets: RSS <= 120 MB under load; no growth over the soak.
  */
@@ -25,6 +26,7 @@ const { values: args } = parseArgs({
     mix: { type: 'string', default: 'verify=70,garbage=15,forged=10,challenge=5' },
     'sample-s': { type: 'string', default: '10' },
     'idle-s': { type: 'string', default: '30' },
+    'server-flags': { type: 'string', default: '' },
     json: { type: 'string' },
   },
 });
@@ -62,7 +64,8 @@ function slope(points: { x: number; y: number }[]): number {
 async function main(): Promise<void> {
   const redis = await startRedisProcess();
   const rootKeyHex = randomBytes(32).toString('hex');
-  const server = new Child<ServerCommand, ServerEvent>('plannt', 'server-host.js');
+  const serverFlags = (args['server-flags'] ?? '').split(' ').filter(Boolean);
+  const server = new Child<ServerCommand, ServerEvent>('plannt', 'server-host.js', serverFlags);
   const load = new Child<PathsLoadCommand, PathsLoadEvent>('load', 'paths-load.js');
   const samples: Sample[] = [];
   const t0 = Date.now();
@@ -90,7 +93,8 @@ async function main(): Promise<void> {
     );
     await load.next('ready');
     process.stdout.write(
-      `plannt soak: ${MINUTES} min at ${RATE}/s, mix ${JSON.stringify(MIX)}; plannt pid ${ready.pid}, ` +
+      `plannt soak: ${MINUTES} min at ${RATE}/s, mix ${JSON.stringify(MIX)}, server flags [${serverFlags.join(' ')}]; ` +
+        `plannt pid ${ready.pid}, ` +
         `load pid ${load.pid}, redis pid ${redis.pid}\n`,
     );
     await sample('before');
