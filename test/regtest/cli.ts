@@ -6,7 +6,7 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { MissingToolchain, REPO_ROOT } from './daemons';
-import { isNetworkUp, loadNetwork, networkFile, startNetwork, stopNetwork } from './network';
+import { isNetworkUp, loadNetwork, networkFile, startNetwork, stopNetworkIn } from './network';
 
 const dir = process.env.PLANNT_REGTEST_DIR ?? path.join(REPO_ROOT, '.tmp', 'regtest');
 const say = (line: string) => console.log(`regtest: ${line}`);
@@ -17,10 +17,7 @@ async function up(): Promise<void> {
     say(`already up (${networkFile(dir)})`);
     return;
   }
-  if (existing) {
-    say('found a stale network; tearing it down first');
-    await stopNetwork(existing);
-  }
+  if (await stopNetworkIn(dir)) say('stopped a stale or half-started network first');
   rmSync(dir, { recursive: true, force: true });
   const started = Date.now();
   const net = await startNetwork({ dir, log: say });
@@ -32,13 +29,8 @@ async function up(): Promise<void> {
 }
 
 async function down(): Promise<void> {
-  const existing = loadNetwork(dir);
-  if (!existing) {
-    say(`nothing to stop (no ${networkFile(dir)})`);
-    return;
-  }
-  await stopNetwork(existing);
-  say('stopped btcd, alice and bob; removed their data');
+  if (await stopNetworkIn(dir)) say(`stopped btcd, alice and bob; removed ${dir}`);
+  else say(`nothing to stop in ${dir}`);
 }
 
 const command = process.argv[2];

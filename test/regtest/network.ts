@@ -74,6 +74,11 @@ export async function startNetwork(options: StartOptions = {}): Promise<RegtestN
   const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), 'plannt-regtest-'));
   mkdirSync(dir, { recursive: true });
   const started: Daemon[] = [];
+  // Written at every spawn, so `regtest:down` can stop what an interrupted start left running.
+  const track = (d: Daemon) => {
+    if (!started.includes(d)) started.push(d);
+    recordDaemons(dir, started);
+  };
 
   try {
     const btcdDir = path.join(dir, 'btcd');
@@ -93,7 +98,7 @@ export async function startNetwork(options: StartOptions = {}): Promise<RegtestN
 
     log(`starting btcd (regtest) on 127.0.0.1:${btcd.rpcPort}, data in ${btcdDir}`);
     Object.assign(btcd, spawnDaemon('btcd', bin.btcd, btcdArgs(btcd), btcd.log));
-    started.push(btcd);
+    track(btcd);
     await waitUntil('btcd RPC', async () => /^\d+/.test(await btcctl(chain, 'getblockcount')), left(), btcd);
 
     log('starting lnd nodes alice (service) and bob (agent)');
@@ -112,7 +117,7 @@ export async function startNetwork(options: StartOptions = {}): Promise<RegtestN
     };
     for (const node of [alice, bob]) {
       Object.assign(node, spawnDaemon(node.name, bin.lnd, lndArgs(btcd, node), node.log));
-      started.push(node);
+      track(node);
     }
     await Promise.all([waitForNode(net, 'alice', left()), waitForNode(net, 'bob', left())]);
 
@@ -123,6 +128,7 @@ export async function startNetwork(options: StartOptions = {}): Promise<RegtestN
     log(`restarting btcd to mine to bob's address ${btcd.miningAddress}`);
     await stopDaemon(btcd);
     Object.assign(btcd, spawnDaemon('btcd', bin.btcd, btcdArgs(btcd), btcd.log));
+    track(btcd);
     await waitUntil(
       'btcd RPC after restart',
       async () => /^\d+/.test(await btcctl(net, 'getblockcount')),
@@ -188,6 +194,30 @@ export async function stopNetwork(net: RegtestNetwork, { keepDir = false } = {})
   await Promise.allSettled([stopDaemon(net.alice), stopDaemon(net.bob)]);
   await stopDaemon(net.btcd);
   if (!keepDir) rmSync(net.dir, { recursive: true, force: true });
+}
+
+/**
+ * Stops whatever a network in `dir` started, from its daemons file (so also after an interrupted start),
+ * and deletes the directory. False when there was nothing to stop.
+ */
+export async function stopNetworkIn(dir: string): Promise<boolean> {
+  const file = daemonsFile(dir);
+  if (!existsSync(file)) return false;
+  const daemons = JSON.parse(readFileSync(file, 'utf8')) as Daemon[];
+  const lnds = daemons.filter((d) => d.name !== 'btcd');
+  await Promise.allSettled(lnds.map((d) => stopDaemon(d)));
+  await Promise.allSettled(daemons.filter((d) => !lnds.includes(d)).map((d) => stopDaemon(d)));
+  rmSync(dir, { recursive: true, force: true });
+  return true;
+}
+
+function daemonsFile(dir: string): string {
+  return path.join(dir, 'daemons.json');
+}
+
+function recordDaemons(dir: string, daemons: readonly Daemon[]): void {
+  const rows = daemons.map(({ name, pid, bin, log }) => ({ name, pid, bin, log }));
+  writeFileSync(daemonsFile(dir), `${JSON.stringify(rows, null, 2)}\n`);
 }
 
 export function networkFile(dir: string): string {
@@ -268,6 +298,7 @@ export async function restartNode(net: RegtestNetwork, name: NodeName, timeoutMs
   const left = () => Math.max(1000, until - Date.now());
   const node = net[name];
   Object.assign(node, spawnDaemon(name, net.bin.lnd, lndArgs(net.btcd, node), node.log));
+  recordDaemons(net.dir, [net.btcd, net.alice, net.bob]);
   saveNetwork(net);
   await waitForNode(net, name, left());
   await waitForSync(net, name, left());
