@@ -47,7 +47,8 @@ export interface PathsResult {
   requests: number;
   /** Outcome counts: 'allow', or the HTTP status of a denial ('402', '401', ...), or 'error <code>'. */
   outcomes: Record<string, number>;
-  firstError?: string;
+  /** The first error message seen for each gRPC status code. */
+  firstErrors?: Record<string, string>;
   elapsedMs: number;
   throughput: number;
   /** Microseconds. */
@@ -223,7 +224,7 @@ async function run(cmd: PathsRun): Promise<PathsResult> {
   const endAt = cmd.durationMs !== undefined ? performance.now() + cmd.durationMs : Number.POSITIVE_INFINITY;
   const latencies: number[] = [];
   const outcomes: Record<string, number> = {};
-  let firstError: string | undefined;
+  const firstErrors: Record<string, string> = {};
   let issued = 0;
   let inFlight = 0;
   let maxInFlight = 0;
@@ -251,7 +252,7 @@ async function run(cmd: PathsRun): Promise<PathsResult> {
           let key: string;
           if (err || !res) {
             key = `error ${err?.code ?? '?'}`;
-            firstError ??= err ? `${grpc.status[err.code]}: ${err.details}` : 'empty response';
+            firstErrors[key] ??= err ? `${grpc.status[err.code]}: ${err.details}` : 'empty response';
           } else if (res.ok_response) key = 'allow';
           else {
             const code = res.denied_response?.status?.code;
@@ -301,7 +302,7 @@ async function run(cmd: PathsRun): Promise<PathsResult> {
   });
   return {
     ...summarize(latencies, outcomes, t0, cpu0),
-    ...(firstError !== undefined && { firstError }),
+    ...(Object.keys(firstErrors).length > 0 && { firstErrors }),
     maxInFlight,
   };
 }

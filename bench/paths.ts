@@ -12,7 +12,8 @@
  * with nothing else going on. Rounds alternate the order of the phases so drift cancels. Afterwards, verify
  * runs open loop at half its peak for the latency target (p99 <= 1 ms).
  * --cpu-prof DIR writes a V8 CPU profile of the Plannt process (summarise it with profile-summary.js);
- * --only verify (or garbage, forged, challenge, allow-all, raw) runs a subset of the phases.
+ * --only verify (or garbage, forged, challenge, allow-all, raw) runs a subset of the phases;
+ * --server-flags=... passes Node flags to the Plannt process (e.g. --max-semi-space-size=2).
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -33,6 +34,7 @@ const { values: args } = parseArgs({
     'rate-seconds': { type: 'string', default: '5' },
     only: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    'server-flags': { type: 'string', default: '' },
     json: { type: 'string' },
   },
 });
@@ -85,11 +87,10 @@ async function main(): Promise<void> {
   const redis = await startRedisProcess();
   const rootKeyHex = randomBytes(32).toString('hex');
   const profileDir = args['cpu-prof'];
-  const plannt: Server = new Child(
-    'plannt',
-    'server-host.js',
-    profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [],
-  );
+  const plannt: Server = new Child('plannt', 'server-host.js', [
+    ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+    ...(args['server-flags'] ?? '').split(' ').filter(Boolean),
+  ]);
   const allowAll: Server = new Child('allow-all', 'server-host.js');
   const load: Load = new Child('load', 'paths-load.js');
   const measured: Measured[] = [];

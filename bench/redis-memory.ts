@@ -105,11 +105,6 @@ async function main(): Promise<void> {
   const server = new Child<ServerCommand, ServerEvent>('plannt', 'server-host.js');
   const load = new Child<PathsLoadCommand, PathsLoadEvent>('load', 'paths-load.js');
   try {
-    fills.push(
-      await measureFill(redis, `Plannt's format, prefix "${DEFAULT_PREFIX}"`, DEFAULT_PREFIX, () =>
-        randomBytes(8),
-      ),
-    );
     const nonce = () => String(randomInt(10_000)); // as redis-spent-set.ts writes it
     fills.push(
       await measureFill(redis, `Plannt: prefix "${DEFAULT_PREFIX}", nonce 0-9999`, DEFAULT_PREFIX, nonce),

@@ -143,6 +143,7 @@ async function main(): Promise<void> {
   const lines = [
     '',
     `  requests ${r.requests} in ${(r.elapsedMs / 1000).toFixed(0)} s = ${r.throughput.toFixed(0)}/s; outcomes ${JSON.stringify(r.outcomes)}`,
+    ...(r.firstErrors ? [`  first error of each kind: ${JSON.stringify(r.firstErrors)}`] : []),
     `  latency p50 ${(r.latency.p50 / 1000).toFixed(2)} ms, p99 ${(r.latency.p99 / 1000).toFixed(2)} ms, max ${(r.latency.max / 1000).toFixed(1)} ms`,
     `  plannt RSS: before load ${before.toFixed(1)} MB, max under load ${maxLoad.toFixed(1)} MB (target <= ${RSS_TARGET_MB}: ${maxLoad <= RSS_TARGET_MB ? 'met' : 'MISSED'}), ` +
       `end of load ${endLoad.toFixed(1)} MB, after ${IDLE_MS / 1000} s idle ${afterIdle.toFixed(1)} MB`,

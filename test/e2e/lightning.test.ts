@@ -284,6 +284,29 @@ describe('L402 over a real Lightning channel (regtest)', () => {
     });
   });
 
+  describe('alice’s LND frozen (SIGSTOP): slower than any deadline', () => {
+    it('challenges are a 503 deny before Envoy’s deadline, never a gRPC error; verifies are unaffected; all recovers on SIGCONT', async () => {
+      const paidEarlier = await buy(a);
+      process.kill(net.alice.pid, 'SIGSTOP');
+      try {
+        // Envoy's deadline (1 s) is shorter than backend.timeout_ms (3 s): the deadline must bind.
+        const started = Date.now();
+        const frozen = await a.check({ ...FORECAST, deadlineMs: 1000 });
+        expect(Date.now() - started).toBeLessThan(1000);
+        expect(frozen.status).toBe(503);
+        expect(frozen.body.error).toBe('invoice_backend_unavailable');
+        expect(frozen.header('retry-after')).toEqual(['5']);
+        expect((await use(b, paidEarlier.authorization)).allowed).toBe(true);
+        // The readiness probe gives LND backend.timeout_ms (3 s) before calling it down.
+        expect(await waitFor(async () => (await a.admin('/readyz')).status === 503, 8000)).toBe(true);
+      } finally {
+        process.kill(net.alice.pid, 'SIGCONT');
+      }
+      expect(await waitFor(async () => (await a.check(FORECAST)).status === 402, 15_000, 250)).toBe(true);
+      expect(await waitFor(async () => (await a.admin('/readyz')).status === 200, 10_000)).toBe(true);
+    });
+  });
+
   describe('alice’s LND killed mid-run', () => {
     it('challenges get 503 + Retry-After, paid tokens still verify; when LND is back, challenges and settlement counting resume without restarting Plannt', async () => {
       const paidEarlier = await buy(a);
@@ -309,7 +332,8 @@ describe('L402 over a real Lightning channel (regtest)', () => {
         await waitFor(
           async () =>
             (await counter(a, 'plannt_invoices_settled_total', { service: 'weather' })) === settledBefore + 1,
-          20_000,
+          // The stream's reconnect backoff reaches 10 s while LND restarts; a loaded machine adds to it.
+          45_000,
         ),
       ).toBe(true);
       expect((await use(b, bought.authorization)).allowed).toBe(true);

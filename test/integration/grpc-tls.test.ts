@@ -98,9 +98,9 @@ describe('mTLS (tls.client_ca_file)', () => {
   });
 });
 
-describe('TLS configuration errors stop startup and name the field', () => {
-  const start = async (tls: Record<string, string>): Promise<string> => {
-    const config = buildConfig({ tls });
+describe('files named in the configuration: errors stop startup and name the field', () => {
+  const startWith = async (overrides: Record<string, unknown>): Promise<string> => {
+    const config = buildConfig(overrides);
     try {
       const app = await startApp(config, { env: {}, logger: createLogger('silent') });
       await app.stop();
@@ -110,6 +110,7 @@ describe('TLS configuration errors stop startup and name the field', () => {
     }
     throw new Error('startApp accepted the configuration');
   };
+  const start = (tls: Record<string, string>) => startWith({ tls });
 
   it('a missing certificate file', async () => {
     const message = await start({ cert_file: `${pki.dir}/nope.crt`, key_file: pki.serverKey });
@@ -128,5 +129,20 @@ describe('TLS configuration errors stop startup and name the field', () => {
       client_ca_file: pki.serverKey,
     });
     expect(message).toContain('tls.client_ca_file');
+  });
+
+  it('an LND macaroon or certificate file that cannot be read', async () => {
+    const lnd = {
+      socket: '127.0.0.1:1',
+      cert_file: pki.caCert,
+      macaroon_file: `${pki.dir}/missing.macaroon`,
+    };
+    expect(await startWith({ backend: { kind: 'lnd', lnd } })).toMatch(
+      /^backend\.lnd\.macaroon_file: cannot read/,
+    );
+    const noCert = { ...lnd, cert_file: `${pki.dir}/missing.cert`, macaroon_file: pki.serverKey };
+    expect(await startWith({ backend: { kind: 'lnd', lnd: noCert } })).toMatch(
+      /^backend\.lnd\.cert_file: cannot read/,
+    );
   });
 });
