@@ -29,9 +29,12 @@ describe('replay race over two replicas', () => {
     // Both replicas and every racer share one event loop here: a generous timeout keeps loop lag from
     // turning into 503s, which would hide the property under test.
     const spent = { kind: 'redis', redis: { url: REDIS_URL, key_prefix: prefix, command_timeout_ms: 5000 } };
+    // Every racer shares one client address; each refused replay is offered a fresh invoice, which the
+    // per-client challenge limit (tested in challenge-flood.test.ts) would soon refuse with 429.
+    const challenge_limits = { per_client_per_second: 1e6, per_client_burst: 1e6 };
     [a, b] = await Promise.all([
-      startPlannt({ spent_set: spent }, { rootKeyHex }),
-      startPlannt({ spent_set: spent }, { rootKeyHex }),
+      startPlannt({ spent_set: spent, challenge_limits }, { rootKeyHex }),
+      startPlannt({ spent_set: spent, challenge_limits }, { rootKeyHex }),
     ]);
     for (let i = 0; i < CONNECTIONS_PER_REPLICA; i++) {
       clients.push(authorizationClient(a.app.grpcPort), authorizationClient(b.app.grpcPort));
