@@ -13,13 +13,13 @@
  * verify peak) for latency below saturation. Every verify request must be allowed, Plannt's paid counter must
  * agree, and Redis must hold one key per verify request; otherwise the run fails. Keys are removed at the end.
  */
-import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import Redis from 'ioredis';
+import { Child, delay } from './ipc';
 import {
   BENCH_KEY_ID,
   type LoadCommand,
@@ -94,73 +94,15 @@ const BUDGET_MS = int('budget-s', args['budget-s'], 0) * 1000;
 const STARTED = Date.now();
 const overBudget = () => Date.now() - STARTED > BUDGET_MS;
 
-// ---------------------------------------------------------------------------------------------------------
-// IPC with the children: each command is answered by one event of a known type, or an 'error' event.
-
-type Typed = { type: string };
-
-class Peer<Cmd extends Typed, Ev extends Typed> {
-  private waiters: { type: string; resolve: (ev: Ev) => void; reject: (err: Error) => void }[] = [];
-  private exited = false;
-
-  constructor(
-    readonly name: string,
-    readonly proc: ChildProcess,
-  ) {
-    proc.on('message', (ev: Ev) => {
-      if (ev.type === 'error') {
-        const waiter = this.waiters.shift();
-        const err = new Error(`${name}: ${(ev as unknown as { message: string }).message}`);
-        if (waiter) waiter.reject(err);
-        else process.stderr.write(`${err.message}\n`);
-        return;
-      }
-      const i = this.waiters.findIndex((w) => w.type === ev.type);
-      if (i < 0) return;
-      const [waiter] = this.waiters.splice(i, 1);
-      waiter?.resolve(ev);
-    });
-    proc.on('exit', (code, signal) => {
-      this.exited = true;
-      for (const w of this.waiters.splice(0)) w.reject(new Error(`${name} exited (${code ?? signal})`));
-    });
-  }
-
-  next<T extends Ev['type']>(type: T): Promise<Extract<Ev, { type: T }>> {
-    if (this.exited) return Promise.reject(new Error(`${this.name} has exited`));
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ type, resolve: resolve as (ev: Ev) => void, reject });
-    });
-  }
-
-  request<T extends Ev['type']>(cmd: Cmd, reply: T): Promise<Extract<Ev, { type: T }>> {
-    const answer = this.next(reply);
-    this.proc.send(cmd);
-    return answer;
-  }
-
-  async stop(cmd: Cmd, reply: Ev['type']): Promise<void> {
-    if (this.exited) return;
-    const exited = new Promise<void>((resolve) => this.proc.once('exit', () => resolve()));
-    await Promise.race([this.request(cmd, reply).catch(() => undefined), delay(5000)]);
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
-
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-type ServerPeer = Peer<ServerCommand, ServerEvent>;
-type LoadPeer = Peer<LoadCommand, LoadEvent>;
+type ServerPeer = Child<ServerCommand, ServerEvent>;
+type LoadPeer = Child<LoadCommand, LoadEvent>;
 
 async function startServer(
   name: string,
   cmd: Extract<ServerCommand, { type: 'start' }>,
   execArgv: string[] = [],
 ): Promise<{ peer: ServerPeer; target: string; pid: number }> {
-  const proc = fork(path.join(__dirname, 'server-host.js'), [], { execArgv, stdio: 'inherit' });
-  const peer: ServerPeer = new Peer(name, proc);
+  const peer: ServerPeer = new Child(name, 'server-host.js', execArgv);
   const ready = await peer.request(cmd, 'ready');
   return { peer, target: `127.0.0.1:${ready.port}`, pid: ready.pid };
 }
@@ -549,11 +491,7 @@ async function main(): Promise<void> {
       plannts.push(info);
     }
 
-    const loadProc = fork(path.join(__dirname, 'load.js'), [], {
-      stdio: 'inherit',
-      execArgv: profile('load'),
-    });
-    load = new Peer('load', loadProc);
+    load = new Child('load', 'load.js', profile('load'));
     const loadReady = await load.next('ready');
     process.stdout.write(
       `  pids: plannt ${verify.pid}, allow-all ${allowAll.pid}, load ${loadReady.pid}, bench ${process.pid}\n\n`,
