@@ -11,9 +11,16 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { AuthorizationClient, AuthorizationService } from '../src/envoy/protos';
+import { AuthorizationClient } from '../src/envoy/protos';
 import { keyring } from '../src/l402/keys';
 import { mintMacaroon } from '../src/l402/mint';
+import {
+  CHECK_PATH,
+  deserializeCheckResponse,
+  MAX_OPEN_LOOP_IN_FLIGHT,
+  passThrough,
+  serializeCheckRequest,
+} from './check-codec';
 import {
   BENCH_HOST,
   BENCH_LOCATION,
@@ -26,17 +33,8 @@ import {
   type RunLoad,
 } from './protocol';
 
-const checkMethod = AuthorizationService.Check;
-if (!checkMethod) throw new Error('Authorization/Check not found in the loaded protos');
-const CHECK_PATH = checkMethod.path;
-const serializeRequest = checkMethod.requestSerialize;
-const deserializeResponse = checkMethod.responseDeserialize as (bytes: Buffer) => CheckResponse;
-/** Requests are serialised in `prepare`; the call only passes the bytes through. */
-const passThrough = (bytes: Buffer): Buffer => bytes;
 /** How many allowed responses get their payment-hash header compared with the token's. */
 const HASH_CHECK_SAMPLE = 500;
-/** Open loop: stop scheduling if this many calls are outstanding (the server has fallen behind for good). */
-const MAX_OPEN_LOOP_IN_FLIGHT = 20_000;
 
 /** The fields of a decoded CheckResponse (keepCase) the load generator reads. */
 interface CheckResponse {
@@ -114,7 +112,7 @@ function prepare(cmd: PrepareLoad): void {
     const paymentHash = createHash('sha256').update(preimage).digest();
     const macaroon = mintMacaroon(paymentHash, terms, keys, BENCH_LOCATION);
     const authorization = `L402 ${macaroon.toString('base64')}:${preimage.toString('hex')}`;
-    const encoded = serializeRequest(checkRequest(authorization, randomUUID(), nowSeconds));
+    const encoded = serializeCheckRequest(checkRequest(authorization, randomUUID(), nowSeconds));
     bytes[i] = encoded;
     paymentHashes[i] = paymentHash.toString('hex');
     total += encoded.length;
@@ -184,7 +182,7 @@ async function run(cmd: RunLoad): Promise<LoadResult> {
       c.makeUnaryRequest<Buffer, CheckResponse>(
         CHECK_PATH,
         passThrough,
-        deserializeResponse,
+        deserializeCheckResponse as (bytes: Buffer) => CheckResponse,
         bytes[i] as Buffer,
         { deadline: Date.now() + cmd.deadlineMs },
         (err, res) => {

@@ -15,9 +15,16 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { devInvoiceBackend } from '../src/adapters/dev-invoices';
-import { AuthorizationClient, AuthorizationService } from '../src/envoy/protos';
+import { AuthorizationClient } from '../src/envoy/protos';
 import { keyring } from '../src/l402/keys';
 import { mintMacaroon } from '../src/l402/mint';
+import {
+  CHECK_PATH,
+  deserializeCheckResponse,
+  MAX_OPEN_LOOP_IN_FLIGHT,
+  passThrough,
+  serializeCheckRequest,
+} from './check-codec';
 import { BENCH_HOST, BENCH_LOCATION, BENCH_PATH, BENCH_ROUTE, type TokenSpec } from './protocol';
 
 export type RequestKind = 'verify' | 'garbage' | 'forged' | 'challenge';
@@ -63,13 +70,6 @@ export type PathsLoadEvent =
   | { type: 'closed' }
   | { type: 'error'; message: string };
 
-const checkMethod = AuthorizationService.Check;
-if (!checkMethod) throw new Error('Authorization/Check not found in the loaded protos');
-const CHECK_PATH = checkMethod.path;
-const serialize = checkMethod.requestSerialize;
-const deserialize = checkMethod.responseDeserialize as (b: Buffer) => CheckResponse;
-const passThrough = (b: Buffer): Buffer => b;
-const MAX_OPEN_LOOP_IN_FLIGHT = 20_000;
 const SOURCE_POOL = 1000;
 
 interface CheckResponse {
@@ -165,7 +165,7 @@ function requestFactory(run: PathsRun): () => Buffer {
           : kind === 'garbage'
             ? `L402 ${randomBytes(macaroonLength).toString('base64')}:${randomBytes(32).toString('hex')}`
             : undefined;
-    return serialize(envoyRequest(authorization, source));
+    return serializeCheckRequest(envoyRequest(authorization, source));
   };
 }
 
@@ -243,7 +243,7 @@ async function run(cmd: PathsRun): Promise<PathsResult> {
       c.makeUnaryRequest<Buffer, CheckResponse>(
         CHECK_PATH,
         passThrough,
-        deserialize,
+        deserializeCheckResponse as (bytes: Buffer) => CheckResponse,
         bytes,
         { deadline: Date.now() + cmd.deadlineMs },
         (err, res) => {
