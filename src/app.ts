@@ -273,6 +273,7 @@ function routeTable(config: Config): RouteTable {
     ...(r.host !== undefined && { host: r.host.toLowerCase() }),
     ...(r.methods && { methods: r.methods.map((m) => m.toUpperCase()) }),
     ...(r.capability !== undefined && { capability: r.capability }),
+    ...(r.mode === 'shadow' && { shadow: true as const }),
   }));
   const u = config.unmatched;
   const unmatched: RouteTable['unmatched'] =

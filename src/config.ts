@@ -42,6 +42,8 @@ const route = z
       .optional(),
     token_lifetime_seconds: seconds.optional(),
     invoice_expiry_seconds: seconds.optional(),
+    // shadow: decide and record as if enforcing, but allow, so pricing can be watched before it is enforced.
+    mode: z.enum(['enforce', 'shadow']).default('enforce'),
   })
   .strict();
 

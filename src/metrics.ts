@@ -54,6 +54,12 @@ export function createMetrics(): Metrics {
     labelNames: ['service'],
     registers,
   });
+  const shadowDenials = new Counter({
+    name: 'plannt_shadow_would_deny_total',
+    help: 'Requests on shadow routes that enforcing would have denied (they were allowed), by reason and service.',
+    labelNames: ['reason', 'service'],
+    registers,
+  });
   const duration = new Histogram({
     name: 'plannt_check_duration_seconds',
     help: 'Time to decide a check: verify (a credential was presented), challenge (none was) or none (free/unmatched).',
@@ -102,6 +108,7 @@ export function createMetrics(): Metrics {
           paidRequests.inc({ service });
           paidSats.inc({ service }, decision.amountSats ?? 0);
         }
+        if (decision.wouldDeny) shadowDenials.inc({ reason: decision.wouldDeny, service });
         return;
       }
       if (decision.challenge) challenges.inc({ service });
