@@ -30,6 +30,11 @@ export interface App {
   httpPort: number;
   metrics: Metrics;
   readiness: Readiness;
+  /**
+   * Applies a new configuration's routes, prices and root keys at once, without a restart; the checks in
+   * flight finish on the old ones. Returns the changed settings that only a restart applies.
+   */
+  reload(config: Config): string[];
   /** Graceful stop: refuse new checks, finish in-flight ones, close Redis and LND. */
   stop(): Promise<void>;
 }
@@ -50,10 +55,7 @@ export async function startApp(
   const spentSet = createSpentSet(config, metrics);
   const engine: Engine = {
     routes: routeTable(config),
-    keys: keyring(
-      config.root_keys.map((k) => ({ id: k.id, secret: Buffer.from(k.key, 'hex') })),
-      config.current_key_id,
-    ),
+    keys: keyringOf(config),
     invoices,
     spentSet,
     limits: {
@@ -71,7 +73,7 @@ export async function startApp(
   };
   const gate = createGate(engine, metrics, logger);
   // Payments are counted when they settle, not when (or if) their token is used.
-  const services = pricedServices(engine.routes);
+  let services = pricedServices(engine.routes);
   const stopWatching = invoices.watchSettlements?.((settled) =>
     metrics.invoiceSettled(serviceOfMemo(settled.memo, services), settled.sats),
   );
@@ -132,12 +134,28 @@ export async function startApp(
     'plannt started',
   );
 
+  let running = config;
   return {
     grpcPort: grpc.port,
     adminPort: admin.port,
     httpPort: http.port,
     metrics,
     readiness,
+    reload(next) {
+      // Built before anything changes, then swapped in one synchronous step: a check sees old or new, never both.
+      const routes = routeTable(next);
+      const keys = keyringOf(next);
+      engine.routes = routes;
+      engine.keys = keys;
+      services = pricedServices(routes);
+      const needRestart = Object.keys(next).filter(
+        (k) =>
+          !HOT_SETTINGS.has(k) &&
+          JSON.stringify(next[k as keyof Config]) !== JSON.stringify(running[k as keyof Config]),
+      );
+      running = { ...next, ...Object.fromEntries(needRestart.map((k) => [k, running[k as keyof Config]])) };
+      return needRestart;
+    },
     async stop() {
       draining = true;
       await Promise.all([grpc.shutdown(config.shutdown_grace_ms), http.shutdown(config.shutdown_grace_ms)]);
@@ -255,6 +273,16 @@ function pricedServices(routes: RouteTable): Set<string> {
   const services = new Set(routes.rules.map((r) => r.service));
   if (routes.unmatched.action === 'price') services.add(routes.unmatched.route.service);
   return services;
+}
+
+/** What reload() applies; every other setting is read once, at start. */
+const HOT_SETTINGS = new Set(['routes', 'unmatched', 'defaults', 'root_keys', 'current_key_id']);
+
+function keyringOf(config: Config) {
+  return keyring(
+    config.root_keys.map((k) => ({ id: k.id, secret: Buffer.from(k.key, 'hex') })),
+    config.current_key_id,
+  );
 }
 
 function routeTable(config: Config): RouteTable {

@@ -12,6 +12,7 @@ export interface Metrics {
   /** An invoice was paid (the backend's settlement stream), whether or not its token is ever used. */
   invoiceSettled(service: string, sats: number): void;
   setReady(dependency: string, ready: boolean): void;
+  configReload(result: 'applied' | 'rejected'): void;
 }
 
 // Sub-millisecond buckets: a verify takes ~100 µs and prom-client's defaults start at 5 ms.
@@ -90,6 +91,13 @@ export function createMetrics(): Metrics {
     labelNames: ['service'],
     registers,
   });
+  const reloads = new Counter({
+    name: 'plannt_config_reloads_total',
+    help: 'Configuration reloads (SIGHUP or a changed file): applied, or rejected with the old one kept.',
+    labelNames: ['result'],
+    registers,
+  });
+  for (const result of ['applied', 'rejected']) reloads.inc({ result }, 0);
   const ready = new Gauge({
     name: 'plannt_dependency_ready',
     help: '1 when the dependency answered its last readiness probe, else 0.',
@@ -121,5 +129,6 @@ export function createMetrics(): Metrics {
       settledSats.inc({ service }, sats);
     },
     setReady: (dependency, ok) => ready.set({ dependency }, ok ? 1 : 0),
+    configReload: (result) => reloads.inc({ result }),
   };
 }
