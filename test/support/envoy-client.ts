@@ -217,7 +217,7 @@ export function healthCheck(client: grpc.Client, service = ''): Promise<string> 
 
 /** The L402/LSAT WWW-Authenticate value parsed into its parameters. */
 export function parseChallenge(value: string): { scheme: string; macaroon: string; invoice: string } {
-  const match = /^(L402|LSAT) macaroon="([^"]+)", invoice="([^"]+)"$/.exec(value);
+  const match = /^(L402|LSAT) macaroon="([^"]+)", invoice="([^"]+)", version="0"$/.exec(value);
   if (!match) throw new Error(`not an L402 challenge: ${value}`);
   return { scheme: match[1] ?? '', macaroon: match[2] ?? '', invoice: match[3] ?? '' };
 }
