@@ -11,8 +11,8 @@ import path from 'node:path';
 import type { CheckInput } from '../support/envoy-client';
 import { type GrpcAuthzProxy, startGrpcAuthzProxy, startHealthUpstream } from '../support/grpc-authz-proxy';
 import { httpCall } from '../support/http';
-import { aperture } from '../support/plannt-aperture';
 import { metricValue, type Plannt, type Purchase, ROUTES, startPlannt } from '../support/plannt';
+import { aperture } from '../support/plannt-aperture';
 
 const Macaroon: {
   importMacaroon(bytes: Uint8Array): { caveats: { identifier: Uint8Array }[] };
