@@ -136,7 +136,7 @@ Try the L402 flow from another terminal:
   # 3. Retry with the credential: ALLOW, with x-plannt-* headers for the upstream
   ${check} -H "Authorization: L402 $MAC:$PRE"
 
-  # 4. Replay it: 401 token_spent
+  # 4. Replay it: 402 token_spent, with a fresh invoice
   ${check} -H "Authorization: L402 $MAC:$PRE"
 
 Metrics: curl localhost:${adminPort}/metrics   Ready: curl localhost:${adminPort}/readyz

@@ -37,7 +37,7 @@ export function createGate(engine: Engine, metrics: Metrics, logger: Logger): Ga
       const path: CheckPath =
         !decision.route || decision.reason === 'free'
           ? 'none'
-          : request.authorization
+          : request.authorization || request.macaroonHeader
             ? 'verify'
             : 'challenge';
       metrics.recordDecision(decision, path, seconds);

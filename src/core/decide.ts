@@ -2,15 +2,15 @@
  * The decision engine: challenge, allow or reject one request. Its dependencies arrive as arguments;
  * it knows nothing of gRPC, Redis or LND.
  */
-import { parseAuthorization } from '../l402/header';
+import { parseCredentials } from '../l402/header';
 import type { Keyring } from '../l402/keys';
 import { mintMacaroon } from '../l402/mint';
-import { verifyCredential } from '../l402/verify';
+import { verifyCredentials } from '../l402/verify';
 import type { Challenge, Decision } from './decision';
 import { invoiceMemo } from './memo';
 import { DependencyUnavailable, type InvoiceBackend, type SpentSet } from './ports';
 import type { ConcurrencyCap, RateLimiter } from './rate-limit';
-import { DENIALS, type DenialReason } from './reasons';
+import type { DenialReason } from './reasons';
 import { type PricedRoute, type RequestTarget, type RouteTable, resolveRoute } from './routes';
 
 export interface Limits {
@@ -46,7 +46,10 @@ export interface ChallengeLimits {
 }
 
 export interface GateRequest extends RequestTarget {
+  /** The Authorization header; repeated headers comma-joined, as Envoy and node join them. */
   authorization?: string;
+  /** The first of the hex macaroon headers (`MACAROON_HEADERS`) the request carries. */
+  macaroonHeader?: string;
   /** Milliseconds since the epoch by which the caller needs an answer. */
   deadline: number;
   /** The client's IP address as the adapter determined it (trusted proxy hops applied); keys rate limits. */
@@ -66,17 +69,18 @@ export async function decide(req: GateRequest, engine: Engine): Promise<Decision
   const { route } = resolution;
   if (route.priceSats === 0) return { kind: 'allow', reason: 'free', route };
 
-  const parsed = parseAuthorization(req.authorization, {
+  const parsed = parseCredentials(req.authorization, req.macaroonHeader, {
     maxHeaderBytes: engine.limits.maxAuthorizationBytes,
     maxMacaroons: engine.limits.maxMacaroons,
   });
-  if (parsed.kind === 'none') return challengeOrUnavailable('payment_required', route, req, engine);
-  if (parsed.kind === 'invalid')
-    return { kind: 'deny', reason: parsed.problem, route, detail: parsed.message };
+  if (parsed.credentials.length === 0) {
+    if (!parsed.problem) return challengeOrUnavailable('payment_required', route, req, engine);
+    return challengeOrUnavailable(parsed.problem.problem, route, req, engine, parsed.problem.message);
+  }
 
   const nowSeconds = Math.floor(engine.now() / 1000);
-  const verdict = verifyCredential(
-    parsed.credential,
+  const verdict = verifyCredentials(
+    parsed.credentials,
     {
       service: route.service,
       routeId: route.id,
@@ -89,7 +93,7 @@ export async function decide(req: GateRequest, engine: Engine): Promise<Decision
     engine.keys,
     { maxBytes: engine.limits.maxMacaroonBytes, maxCaveats: engine.limits.maxCaveats },
   );
-  if (!verdict.ok) return reject(verdict.reason, route, req, engine, verdict.detail);
+  if (!verdict.ok) return challengeOrUnavailable(verdict.reason, route, req, engine, verdict.detail);
 
   const { token } = verdict;
   // The spend must end before the caller's deadline, or Envoy gives up first and reports a gRPC error,
@@ -97,7 +101,7 @@ export async function decide(req: GateRequest, engine: Engine): Promise<Decision
   const spendBudget = budgetFor(req, engine);
   if (spendBudget <= 0)
     return unavailable('deadline_exceeded', route, engine, 'deadline passed before the spend');
-  // The entry must outlive the token on every replica, whatever their clocks say.
+  // The entry must outlive every copy of the token (its minted expiry) on every replica, whatever their clocks say.
   const ttlMs = (token.validUntil - nowSeconds + engine.clockSkewSeconds) * 1000;
   let first: boolean;
   try {
@@ -107,7 +111,7 @@ export async function decide(req: GateRequest, engine: Engine): Promise<Decision
       return unavailable('spent_set_unavailable', route, engine, err.message);
     throw err;
   }
-  if (!first) return reject('token_spent', route, req, engine);
+  if (!first) return challengeOrUnavailable('token_spent', route, req, engine);
   return {
     kind: 'allow',
     reason: 'paid',
@@ -117,39 +121,25 @@ export async function decide(req: GateRequest, engine: Engine): Promise<Decision
   };
 }
 
-/** A denial that offers a fresh invoice when buying a new token would help. */
-async function reject(
+/**
+ * A 402 with a fresh invoice: the request had no usable token, and buying one cures that. When no invoice
+ * can be made the answer says why (429, 503 with Retry-After), keeping the token's own problem in the detail.
+ */
+async function challengeOrUnavailable(
   reason: DenialReason,
   route: PricedRoute,
   req: GateRequest,
   engine: Engine,
   detail?: string,
 ): Promise<Decision> {
-  if (!DENIALS[reason].challenge) return { kind: 'deny', reason, route, ...(detail && { detail }) };
   const challenge = await tryChallenge(route, req, engine);
-  // Without a backend the token's own problem is still the answer; the new invoice is a courtesy.
-  return {
-    kind: 'deny',
-    reason,
-    route,
-    ...(detail && { detail }),
-    ...('macaroon' in challenge && { challenge }),
-  };
-}
-
-async function challengeOrUnavailable(
-  reason: DenialReason,
-  route: PricedRoute,
-  req: GateRequest,
-  engine: Engine,
-): Promise<Decision> {
-  const challenge = await tryChallenge(route, req, engine);
-  if ('macaroon' in challenge) return { kind: 'deny', reason, route, challenge };
+  if ('macaroon' in challenge) return { kind: 'deny', reason, route, challenge, ...(detail && { detail }) };
+  const why = reason === 'payment_required' ? challenge.detail : `${reason}; ${challenge.detail}`;
   if (challenge.reason === 'rate_limited') {
     const retryAfterSeconds = challenge.retryAfterSeconds ?? engine.retryAfterSeconds;
-    return { kind: 'deny', reason: 'rate_limited', route, detail: challenge.detail, retryAfterSeconds };
+    return { kind: 'deny', reason: 'rate_limited', route, detail: why, retryAfterSeconds };
   }
-  return unavailable(challenge.reason, route, engine, challenge.detail);
+  return unavailable(challenge.reason, route, engine, why);
 }
 
 const MIN_DEADLINE_MARGIN_MS = 25;

@@ -1,44 +1,41 @@
 /**
  * Every outcome's stable reason code, in one place: the response body, the log line and the metric label
- * all use these. `challenge` marks denials where buying a fresh token would help, so a new invoice is offered.
+ * all use these. A 402 is a denial that buying a fresh token cures, so it always carries a new invoice; when
+ * none can be made (the invoice backend is down, the client is rate limited) the answer is that 503/429.
  */
 
 interface ReasonSpec {
   status: number;
   message: string;
-  challenge: boolean;
 }
 
-const spec = (status: number, message: string, challenge = false): ReasonSpec => ({
-  status,
-  message,
-  challenge,
-});
+const spec = (status: number, message: string): ReasonSpec => ({ status, message });
 
 export const DENIALS = {
   payment_required: spec(
     402,
     'Payment required: pay the invoice, then retry with Authorization: L402 <macaroon>:<preimage>.',
-    true,
   ),
-  header_too_large: spec(401, 'The Authorization header is too large.'),
-  malformed_header: spec(401, 'The Authorization header is not a valid L402 credential.'),
-  invalid_preimage: spec(401, 'The preimage must be 64 hexadecimal characters (32 bytes).'),
-  malformed_macaroon: spec(401, 'The macaroon could not be decoded.'),
-  unknown_version: spec(401, 'The macaroon identifier has an unknown version.'),
-  unknown_key: spec(401, 'The token was minted with a root key this server does not accept.'),
-  invalid_signature: spec(401, 'The macaroon signature is invalid.'),
-  preimage_mismatch: spec(401, 'The preimage does not match the payment hash: pay the invoice first.'),
-  unknown_caveat: spec(401, 'The macaroon carries a caveat this server does not understand.'),
-  missing_caveat: spec(401, 'The macaroon lacks a caveat every token must carry.'),
-  missing_expiry: spec(401, 'The macaroon has no expiry for this service.'),
-  expired: spec(401, 'The token has expired.', true),
-  lifetime_exceeded: spec(401, 'The token expires later than this route sells tokens for.', true),
-  wrong_service: spec(401, 'The token was bought for another service.', true),
-  wrong_route: spec(401, 'The token was bought for another route.', true),
-  insufficient_price: spec(401, 'The token was bought for a cheaper price than this route costs.', true),
-  capability_denied: spec(401, 'The token does not grant the capability this route needs.', true),
-  token_spent: spec(401, 'The token has already been used.', true),
+  // A credential Plannt cannot use is answered like none at all: 402 and a fresh invoice, since paying
+  // again cures it and L402 clients (lnget, aperture) re-buy only on a 402.
+  header_too_large: spec(402, 'The Authorization header is too large.'),
+  malformed_header: spec(402, 'The Authorization header is not a valid L402 credential.'),
+  invalid_preimage: spec(402, 'The preimage must be 64 hexadecimal characters (32 bytes).'),
+  malformed_macaroon: spec(402, 'The macaroon could not be decoded.'),
+  unknown_version: spec(402, 'The macaroon identifier has an unknown version.'),
+  unknown_key: spec(402, 'The token was minted with a root key this server no longer accepts.'),
+  invalid_signature: spec(402, 'The macaroon signature is invalid.'),
+  preimage_mismatch: spec(402, 'The preimage does not match the payment hash: pay the invoice first.'),
+  invalid_caveat: spec(402, 'A caveat Plannt defines is malformed or widens an earlier one.'),
+  missing_caveat: spec(402, 'The macaroon lacks a caveat every token must carry.'),
+  missing_expiry: spec(402, 'The macaroon has no expiry for this service.'),
+  expired: spec(402, 'The token has expired.'),
+  lifetime_exceeded: spec(402, 'The token expires later than this route sells tokens for.'),
+  wrong_service: spec(402, 'The token was bought for another service.'),
+  wrong_route: spec(402, 'The token was bought for another route.'),
+  insufficient_price: spec(402, 'The token was bought for a cheaper price than this route costs.'),
+  capability_denied: spec(402, 'The token does not grant the capability this route needs.'),
+  token_spent: spec(402, 'The token has already been used.'),
   unmatched_route: spec(403, 'No priced route matches this request.'),
   invalid_route_config: spec(403, 'The route configuration for this request is invalid.'),
   rate_limited: spec(429, 'Too many payment challenges; retry later.'),

@@ -54,7 +54,11 @@ export function render(decision: Decision, options: RenderOptions, downstream: D
   }
 
   const spec = DENIALS[decision.reason];
-  const headers: Header[] = [['content-type', 'application/json']];
+  // A denial (above all a challenge, whose invoice is single-use) must never be served from a cache.
+  const headers: Header[] = [
+    ['content-type', 'application/json'],
+    ['cache-control', 'no-store'],
+  ];
   const body: Record<string, unknown> = { error: decision.reason, message: spec.message };
   if (decision.detail) body.detail = decision.detail;
   if (decision.retryAfterSeconds !== undefined)

@@ -1,7 +1,8 @@
 /**
  * First-party caveats as `condition=value` strings, in the forms aperture and L402 clients use:
  * `services=<name>:<tier>[,…]`, `<service>_valid_until=<unix seconds>`, `<service>_capabilities=<a>[,…]`,
- * plus Plannt's own binding of a token to what was paid for: `plannt_route=<id>`, `plannt_price_sats=<n>`.
+ * plus Plannt's own binding of a token to what was paid for: `plannt_route=<id>`, `plannt_price_sats=<n>`,
+ * and `preimage=<hex>`, which aperture's clients append to the paid macaroon.
  */
 
 export interface Caveat {
@@ -9,7 +10,10 @@ export interface Caveat {
   value: string;
 }
 
+/** Every condition Plannt defines, now or later, starts with this: none of them may be skipped. */
+export const PLANNT_PREFIX = 'plannt_';
 export const ROUTE_CONDITION = 'plannt_route';
+export const PREIMAGE_CONDITION = 'preimage';
 export const PRICE_CONDITION = 'plannt_price_sats';
 export const SERVICES_CONDITION = 'services';
 export const VALID_UNTIL_SUFFIX = '_valid_until';

@@ -1,6 +1,7 @@
 /**
  * The L402 HTTP header grammar (bLIP-26), accepting the older LSAT scheme too:
  *   Authorization: L402 <macaroon>[,<macaroon>…]:<preimage hex>
+ *   Macaroon: <macaroon hex with a preimage=<hex> caveat>   (aperture's gRPC clients; also Grpc-Metadata-…)
  *   WWW-Authenticate: L402 macaroon="<base64>", invoice="<bolt11>", version="0"
  */
 
@@ -9,8 +10,20 @@ export const SCHEMES = ['L402', 'LSAT'] as const;
 export interface Credential {
   /** Base64 macaroons as sent, in order; the first valid one is used. */
   macaroons: string[];
-  preimage: Buffer;
+  /** Absent when the credential came without one: the macaroon's own `preimage=` caveat must carry it. */
+  preimage?: Buffer;
 }
+
+/**
+ * Headers that carry a hex macaroon alone, its preimage in a `preimage=` caveat: aperture's gRPC client
+ * interceptor and the L402 specification's gRPC form. Read when no Authorization credential is usable.
+ */
+export const MACAROON_HEADERS = [
+  'macaroon',
+  'grpc-metadata-macaroon',
+  'token',
+  'grpc-metadata-token',
+] as const;
 
 export interface HeaderLimits {
   maxHeaderBytes: number;
@@ -27,6 +40,61 @@ export type ParsedAuthorization =
 const SCHEME = /^\s*(L402|LSAT)\s+/i;
 const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
 const PREIMAGE = /^[0-9a-fA-F]{64}$/;
+const HEX_MACAROON = /^(?:[0-9a-fA-F]{2})+$/;
+/** Where Envoy or an HTTP client joined repeated Authorization headers with a comma: before each L402 scheme. */
+const NEXT_CREDENTIAL = /,\s*(?=(?:L402|LSAT)\s)/i;
+/** A credential's preimage ends at the value's end or at a comma that starts another credential. */
+const PREIMAGE_END = /^\s*(?:,|$)/;
+
+/** Every usable credential of a request, in the order sent, and the first problem met among the others. */
+export interface CredentialSet {
+  credentials: Credential[];
+  problem?: { problem: HeaderProblem; message: string };
+}
+
+/**
+ * Reads every credential a request carries: each L402/LSAT value of the Authorization header (repeated
+ * headers arrive comma-joined, as Envoy and node join them), then the hex macaroon headers. The same token
+ * sent twice (aperture sends an LSAT and an L402 copy) is kept once, so it is judged once. Unusable extras
+ * are only reported when nothing usable came with them.
+ */
+export function parseCredentials(
+  authorization: string | undefined,
+  macaroonHeader: string | undefined,
+  limits: HeaderLimits,
+): CredentialSet {
+  const set: CredentialSet = { credentials: [] };
+  const seen = new Set<string>();
+  const add = (key: string, parsed: ParsedAuthorization) => {
+    if (parsed.kind === 'invalid') set.problem ??= { problem: parsed.problem, message: parsed.message };
+    if (parsed.kind !== 'credential' || seen.has(key)) return;
+    seen.add(key);
+    set.credentials.push(parsed.credential);
+  };
+  const tooMany = () => set.credentials.length + (set.problem ? 1 : 0) >= limits.maxMacaroons;
+  if (authorization) {
+    for (const value of authorization.split(NEXT_CREDENTIAL)) {
+      if (tooMany()) break;
+      const scheme = SCHEME.exec(value);
+      add(value.slice(scheme?.[0].length ?? 0).trim(), parseAuthorization(value, limits));
+    }
+  }
+  if (macaroonHeader) {
+    for (const value of macaroonHeader.split(',')) {
+      if (tooMany()) break;
+      const hex = value.trim();
+      add(hex.toLowerCase(), parseMacaroonHeader(hex, limits));
+    }
+  }
+  return set;
+}
+
+function parseMacaroonHeader(hex: string, limits: HeaderLimits): ParsedAuthorization {
+  if (hex.length > limits.maxHeaderBytes)
+    return invalid('header_too_large', `The macaroon header is longer than ${limits.maxHeaderBytes} bytes.`);
+  if (!HEX_MACAROON.test(hex)) return invalid('malformed_header', 'The macaroon header must be hex encoded.');
+  return { kind: 'credential', credential: { macaroons: [Buffer.from(hex, 'hex').toString('base64')] } };
+}
 
 /**
  * Parses an Authorization header value. A header of another scheme (Bearer, Basic…) is `none`:
@@ -41,10 +109,12 @@ export function parseAuthorization(header: string | undefined, limits: HeaderLim
   }
 
   const token = header.slice(scheme[0].length).trim();
-  const colon = token.lastIndexOf(':');
+  // Base64 has no colon: the first one ends the macaroons, whatever another scheme joined after it holds.
+  const colon = token.indexOf(':');
   if (colon < 0) return invalid('malformed_header', 'Expected "L402 <macaroon>:<preimage>".');
-  const preimageHex = token.slice(colon + 1).trim();
-  if (!PREIMAGE.test(preimageHex)) {
+  const rest = token.slice(colon + 1).trimStart();
+  const preimageHex = rest.slice(0, 64);
+  if (!PREIMAGE.test(preimageHex) || !PREIMAGE_END.test(rest.slice(64))) {
     return invalid('invalid_preimage', 'The preimage must be 64 hexadecimal characters (32 bytes).');
   }
   const macaroons = token

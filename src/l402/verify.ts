@@ -1,11 +1,14 @@
 /**
  * Verifies an L402 credential against what the request needs. Pure: the clock and keys come in as arguments.
  * Checks, in order: macaroon decoding, identifier version, root key, signature chain, preimage, caveats.
+ * A credential without a preimage (a bare hex macaroon header) takes it from the `preimage=` caveat.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { DenialReason } from '../core/reasons';
 import {
   CAPABILITIES_SUFFIX,
+  PLANNT_PREFIX,
+  PREIMAGE_CONDITION,
   PRICE_CONDITION,
   parseCaveat,
   ROUTE_CONDITION,
@@ -38,7 +41,10 @@ export interface VerifiedToken {
   paymentHash: Buffer;
   /** The price the token was bought at, from its own caveat. */
   priceSats: number;
-  /** Unix seconds: the earliest expiry among the token's caveats for this service. */
+  /**
+   * Unix seconds: the expiry Plannt minted (the first for this service). A holder may only append earlier
+   * ones, so the token is unusable after it, and a spent entry that lives until then outlives every copy.
+   */
   validUntil: number;
 }
 
@@ -48,6 +54,7 @@ export type Verification =
 
 const fail = (reason: DenialReason, detail?: string): Verification => ({ ok: false, reason, detail });
 const DECIMAL = /^\d{1,15}$/;
+const PREIMAGE_HEX = /^[0-9a-fA-F]{64}$/;
 
 /** The first macaroon that verifies wins; otherwise the first macaroon's failure is reported. */
 export function verifyCredential(
@@ -65,9 +72,25 @@ export function verifyCredential(
   return first ?? fail('malformed_header');
 }
 
+/** The first credential that verifies wins; otherwise the first one's failure is reported. */
+export function verifyCredentials(
+  credentials: readonly Credential[],
+  needs: Requirements,
+  keys: Keyring,
+  limits: DecodeLimits,
+): Verification {
+  let first: Verification | undefined;
+  for (const credential of credentials) {
+    const result = verifyCredential(credential, needs, keys, limits);
+    if (result.ok) return result;
+    first ??= result;
+  }
+  return first ?? fail('malformed_header');
+}
+
 function verifyOne(
   text: string,
-  preimage: Buffer,
+  presented: Buffer | undefined,
   needs: Requirements,
   keys: Keyring,
   limits: DecodeLimits,
@@ -90,24 +113,46 @@ function verifyOne(
   const secret = keys.byId.get(keyIdOf(tokenId));
   if (!secret) return fail('unknown_key');
   if (!hasValidSignature(mac, macaroonRootKey(secret, mac.identifier))) return fail('invalid_signature');
+  const preimage = presented ?? preimageCaveatOf(mac.caveats);
+  if (!preimage) return fail('invalid_preimage', `no preimage, and no ${PREIMAGE_CONDITION} caveat`);
   if (!timingSafeEqual(createHash('sha256').update(preimage).digest(), paymentHash))
     return fail('preimage_mismatch');
-  return checkCaveats(mac.caveats, paymentHash, needs);
+  return checkCaveats(mac.caveats, paymentHash, preimage, needs);
+}
+
+/** The first `preimage=` caveat's value, for credentials that carry the preimage only there. */
+function preimageCaveatOf(raw: readonly Buffer[]): Buffer | undefined {
+  for (const bytes of raw) {
+    const caveat = parseCaveat(bytes);
+    if (caveat?.condition === PREIMAGE_CONDITION && PREIMAGE_HEX.test(caveat.value))
+      return Buffer.from(caveat.value, 'hex');
+  }
+  return undefined;
 }
 
 /**
- * Every caveat must hold. Repeated conditions are all checked, so attenuating a token can only narrow it.
- * Expiry and capability caveats of other services do not apply to this request and are skipped.
+ * Every caveat Plannt defines must hold, as bLIP-26 asks of a verifier; the others are skipped, since any
+ * holder may add caveats of their own (aperture's clients add `preimage=`). Repeated conditions all apply, so
+ * attenuating a token can only narrow it, and a later expiry than an earlier one is refused outright, as
+ * aperture refuses it. The first expiry for this service is the one Plannt minted: the token's true end of
+ * life, which a spent entry must outlive whatever shorter expiry a holder appended.
  */
-function checkCaveats(raw: readonly Buffer[], paymentHash: Buffer, needs: Requirements): Verification {
+function checkCaveats(
+  raw: readonly Buffer[],
+  paymentHash: Buffer,
+  preimage: Buffer,
+  needs: Requirements,
+): Verification {
   let validUntil = Number.POSITIVE_INFINITY;
+  let mintedValidUntil: number | undefined;
   let priceSats = Number.POSITIVE_INFINITY;
   let hasServices = false;
   let hasRoute = false;
+  const validUntilCondition = needs.service + VALID_UNTIL_SUFFIX;
 
   for (const bytes of raw) {
     const caveat = parseCaveat(bytes);
-    if (!caveat) return fail('unknown_caveat', 'not of the condition=value form');
+    if (!caveat) continue;
     const { condition, value } = caveat;
 
     if (condition === SERVICES_CONDITION) {
@@ -118,16 +163,19 @@ function checkCaveats(raw: readonly Buffer[], paymentHash: Buffer, needs: Requir
       hasRoute = true;
       if (value !== needs.routeId) return fail('wrong_route');
     } else if (condition === PRICE_CONDITION) {
-      if (!DECIMAL.test(value)) return fail('unknown_caveat', `bad ${PRICE_CONDITION}`);
+      if (!DECIMAL.test(value)) return fail('invalid_caveat', `bad ${PRICE_CONDITION}`);
       priceSats = Math.min(priceSats, Number(value));
       if (priceSats < needs.priceSats) return fail('insufficient_price');
-    } else if (condition.endsWith(VALID_UNTIL_SUFFIX)) {
-      if (condition !== needs.service + VALID_UNTIL_SUFFIX) continue;
-      if (!DECIMAL.test(value)) return fail('unknown_caveat', `bad ${condition}`);
-      validUntil = Math.min(validUntil, Number(value));
+    } else if (condition === validUntilCondition) {
+      if (!DECIMAL.test(value)) return fail('invalid_caveat', `bad ${condition}`);
+      const until = Number(value);
+      if (until > validUntil)
+        return fail('invalid_caveat', `${condition} violates increasing restrictiveness`);
+      mintedValidUntil ??= until;
+      validUntil = until;
       if (needs.now >= validUntil) return fail('expired');
-    } else if (condition.endsWith(CAPABILITIES_SUFFIX)) {
-      if (condition !== needs.service + CAPABILITIES_SUFFIX || needs.capability === undefined) continue;
+    } else if (condition === needs.service + CAPABILITIES_SUFFIX) {
+      if (needs.capability === undefined) continue;
       if (
         !value
           .split(',')
@@ -135,15 +183,20 @@ function checkCaveats(raw: readonly Buffer[], paymentHash: Buffer, needs: Requir
           .includes(needs.capability)
       )
         return fail('capability_denied');
-    } else {
-      return fail('unknown_caveat', condition);
+    } else if (condition === PREIMAGE_CONDITION) {
+      if (!PREIMAGE_HEX.test(value) || !timingSafeEqual(Buffer.from(value, 'hex'), preimage))
+        return fail('preimage_mismatch', `the ${PREIMAGE_CONDITION} caveat differs from the preimage`);
+    } else if (condition.startsWith(PLANNT_PREFIX)) {
+      // Plannt's own namespace: a condition a newer Plannt added must not be skipped by an older one.
+      return fail('invalid_caveat', `unknown ${condition}`);
     }
   }
 
-  if (validUntil === Number.POSITIVE_INFINITY) return fail('missing_expiry');
-  if (needs.maxValidUntil !== undefined && validUntil > needs.maxValidUntil) return fail('lifetime_exceeded');
+  if (mintedValidUntil === undefined) return fail('missing_expiry');
+  if (needs.maxValidUntil !== undefined && mintedValidUntil > needs.maxValidUntil)
+    return fail('lifetime_exceeded');
   if (!hasServices) return fail('missing_caveat', SERVICES_CONDITION);
   if (!hasRoute) return fail('missing_caveat', ROUTE_CONDITION);
   if (priceSats === Number.POSITIVE_INFINITY) return fail('missing_caveat', PRICE_CONDITION);
-  return { ok: true, token: { paymentHash, priceSats, validUntil } };
+  return { ok: true, token: { paymentHash, priceSats, validUntil: mintedValidUntil } };
 }

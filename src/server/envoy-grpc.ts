@@ -5,6 +5,7 @@
  */
 import type { GateRequest } from '../core/decide';
 import { type HttpAnswer, isGrpcContentType } from '../core/response';
+import { MACAROON_HEADERS } from '../l402/header';
 
 // Only the fields Plannt reads, as @grpc/proto-loader decodes them (keepCase).
 export interface CheckRequest {
@@ -43,6 +44,7 @@ export interface EnvoyRequest {
 export function fromCheckRequest(check: CheckRequest, deadline: number, trustedHops = 0): EnvoyRequest {
   const http = check.attributes?.request?.http ?? {};
   const authorization = header(http, 'authorization');
+  const macaroonHeader = firstHeader(http, MACAROON_HEADERS);
   const clientAddress = clientAddressOf(
     check.attributes?.source?.address?.socket_address?.address,
     trustedHops > 0 ? header(http, 'x-forwarded-for') : undefined,
@@ -58,6 +60,7 @@ export function fromCheckRequest(check: CheckRequest, deadline: number, trustedH
       contextExtensions: check.attributes?.context_extensions ?? {},
       deadline,
       ...(authorization !== undefined && { authorization }),
+      ...(macaroonHeader !== undefined && { macaroonHeader }),
       ...(clientAddress !== undefined && { clientAddress }),
     },
     ...(http.id && { requestId: http.id }),
@@ -87,12 +90,30 @@ export function clientAddressOf(
   return address ? address.slice(0, MAX_ADDRESS_LENGTH) : undefined;
 }
 
-/** Envoy sends `headers`, or `header_map` when encode_raw_headers is on; keys are lower-case either way. */
-function header(http: NonNullable<NonNullable<CheckRequest['attributes']>['request']>['http'], name: string) {
+type HttpAttributes = NonNullable<NonNullable<CheckRequest['attributes']>['request']>['http'];
+
+/**
+ * Envoy sends `headers`, with repeated headers comma-joined, or `header_map` when encode_raw_headers is on,
+ * one entry per header line: those are joined the same way, so both forms are judged alike.
+ */
+function header(http: HttpAttributes, name: string): string | undefined {
   const direct = http?.headers?.[name];
   if (direct !== undefined) return direct;
-  const entry = http?.header_map?.headers?.find((h) => h.key === name);
-  return entry?.raw_value?.length ? entry.raw_value.toString('utf8') : entry?.value;
+  let joined: string | undefined;
+  for (const entry of http?.header_map?.headers ?? []) {
+    if (entry.key !== name) continue;
+    const value = entry.raw_value?.length ? entry.raw_value.toString('utf8') : (entry.value ?? '');
+    joined = joined === undefined ? value : `${joined},${value}`;
+  }
+  return joined;
+}
+
+function firstHeader(http: HttpAttributes, names: readonly string[]): string | undefined {
+  for (const name of names) {
+    const value = header(http, name);
+    if (value) return value;
+  }
+  return undefined;
 }
 
 export function toCheckResponse(answer: HttpAnswer): object {

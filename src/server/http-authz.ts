@@ -26,6 +26,7 @@ import {
   render,
 } from '../core/response';
 import type { Gate } from '../gate';
+import { MACAROON_HEADERS } from '../l402/header';
 import type { Logger } from '../logger';
 import { clientAddressOf } from './envoy-grpc';
 import type { TlsMaterial } from './grpc-server';
@@ -99,6 +100,7 @@ export function fromHttpRequest(req: AuthzHttpRequest, options: HttpAuthzOptions
 
   // Repeated Authorization headers are joined as Envoy joins them for gRPC, so both faces judge alike.
   const authorization = req.headers.authorization?.join(',');
+  const macaroonHeader = MACAROON_HEADERS.map((name) => req.headers[name]?.join(',')).find(Boolean);
   const clientAddress = clientAddressFrom(req.headers, options.trustedHops ?? 0);
   const requestId = req.headers['x-request-id']?.[0];
   return {
@@ -111,6 +113,7 @@ export function fromHttpRequest(req: AuthzHttpRequest, options: HttpAuthzOptions
       contextExtensions: {},
       deadline: now + budgetOf(req.headers, options.defaultTimeoutMs),
       ...(authorization !== undefined && { authorization }),
+      ...(macaroonHeader !== undefined && { macaroonHeader }),
       ...(clientAddress !== undefined && { clientAddress }),
     },
     ...(requestId !== undefined && REQUEST_ID.test(requestId) && { requestId }),

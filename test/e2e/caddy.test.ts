@@ -153,12 +153,12 @@ describe('Caddy forward_auth in front of an API, Plannt deciding', () => {
     expect(echo?.headers.authorization).toBeUndefined();
   });
 
-  test('replay: 401 token_spent, and the API sees nothing', async () => {
+  test('replay: 402 token_spent, and the API sees nothing', async () => {
     const { res, echo } = await reaching(() =>
       viaCaddy('GET', '/v1/forecast', { authorization: paid.authorization }),
     );
     expect(echo).toBeUndefined();
-    expect(res.status).toBe(401);
+    expect(res.status).toBe(402);
     expect(res.json().error).toBe('token_spent');
   });
 

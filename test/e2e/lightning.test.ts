@@ -152,7 +152,7 @@ describe('L402 over a real Lightning channel (regtest)', () => {
       expect(served.removeHeaders).toContain('authorization');
 
       const replay = await use(a, bought.authorization);
-      expect(replay.status).toBe(401);
+      expect(replay.status).toBe(402);
       expect(replay.body.error).toBe('token_spent');
     });
 
@@ -183,7 +183,7 @@ describe('L402 over a real Lightning channel (regtest)', () => {
       expect(onB.allowed).toBe(true);
       expect(onB.upstreamHeaders['x-plannt-payment-hash']).toBe(bought.invoice.paymentHash);
       const replayOnA = await use(a, bought.authorization);
-      expect(replayOnA.status).toBe(401);
+      expect(replayOnA.status).toBe(402);
       expect(replayOnA.body.error).toBe('token_spent');
     });
 
@@ -207,14 +207,14 @@ describe('L402 over a real Lightning channel (regtest)', () => {
         'SETTLED',
       );
       const guess = await use(a, l402Authorization(c.macaroon, randomBytes(32).toString('hex')), FLASH);
-      expect(guess.status).toBe(401);
+      expect(guess.status).toBe(402);
       expect(guess.body.error).toBe('preimage_mismatch');
     });
 
     it('a guessed preimage for an unpaid invoice is rejected', async () => {
       const c = await challenge(a);
       const res = await use(a, l402Authorization(c.macaroon, randomBytes(32).toString('hex')));
-      expect(res.status).toBe(401);
+      expect(res.status).toBe(402);
       expect(res.body.error).toBe('preimage_mismatch');
       expect(JSON.parse(await lncli(net, 'alice', 'lookupinvoice', c.invoice.paymentHash)).state).toBe(
         'OPEN',
@@ -225,7 +225,7 @@ describe('L402 over a real Lightning channel (regtest)', () => {
       const wanted = await challenge(a);
       const other = await buy(a);
       const res = await use(a, l402Authorization(wanted.macaroon, other.payment.preimage));
-      expect(res.status).toBe(401);
+      expect(res.status).toBe(402);
       expect(res.body.error).toBe('preimage_mismatch');
       // The preimage still unlocks the token it was paid for.
       expect((await use(a, other.authorization)).allowed).toBe(true);
@@ -238,7 +238,7 @@ describe('L402 over a real Lightning channel (regtest)', () => {
       );
       await sleep(Math.max(0, validUntil * 1000 - Date.now()) + 1100);
       const res = await use(a, bought.authorization, BRIEF);
-      expect(res.status).toBe(401);
+      expect(res.status).toBe(402);
       expect(res.body.error).toBe('expired');
       expect(res.header('www-authenticate')).toHaveLength(2);
     });

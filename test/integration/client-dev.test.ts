@@ -271,7 +271,7 @@ describe('a token store', () => {
     const checksBefore = proxy.checks.length;
     expect((await client.fetch(`${proxy.url}/v1/forecast`)).status).toBe(200);
     const second = proxy.checks.slice(checksBefore).map((c) => c.status);
-    expect(second).toEqual([401, 200]); // spent token → fresh challenge in the 401 → paid → allowed
+    expect(second).toEqual([402, 200]); // spent token → fresh challenge in the 402 → paid → allowed
     expect(paid).toHaveLength(2);
   });
 });

@@ -94,13 +94,13 @@ describe('@getalby/lightning-tools', () => {
     expect(proxy.checks.at(-1)?.authorization).toMatch(/^LSAT /);
   });
 
-  it('reuses its stored token for the next call; Plannt tokens are single-use, so that call gets 401 token_spent', async () => {
+  it('reuses its stored token for the next call; Plannt tokens are single-use, so that call gets 402 token_spent, which Alby returns as is', async () => {
     const payments: string[] = [];
     const options = { webln: devWebln(payments), store: new MemoryStorage() };
     expect((await fetchWithL402(`${proxy.url}/v1/forecast`, {}, options)).status).toBe(200);
     const again = await fetchWithL402(`${proxy.url}/v1/forecast`, {}, options);
     // Alby assumes reusable (aperture-style) tokens and returns the answer to its stored token as is.
-    expect(again.status).toBe(401);
+    expect(again.status).toBe(402);
     expect(((await again.json()) as { error: string }).error).toBe('token_spent');
     expect(payments).toHaveLength(1);
   });

@@ -152,12 +152,12 @@ describe.each(SPENT_SETS)('L402 gate with the dev backend and a $kind spent-set'
       expect(res.removeHeaders).toEqual(['authorization']);
     });
 
-    it('answers a replay with 401 token_spent and a fresh challenge', async () => {
+    it('answers a replay with 402 token_spent and a fresh challenge', async () => {
       const paid = await plannt.buy(FORECAST);
       const headers = { authorization: paid.authorization };
       expect((await plannt.check({ ...FORECAST, headers })).allowed).toBe(true);
       const replay = await plannt.check({ ...FORECAST, headers });
-      expectDenied(replay, 401, 'token_spent');
+      expectDenied(replay, 402, 'token_spent');
       expectChallenge(replay, 10);
       expect(replay.body.payment_hash).not.toBe(paid.paymentHash);
       // The fresh challenge is a working offer.
@@ -223,7 +223,7 @@ describe.each(SPENT_SETS)('L402 gate with the dev backend and a $kind spent-set'
   });
 
   describe('a token is bound to the route, price and lifetime it was bought for', () => {
-    it('rejects a forecast token on the history route (same service) with 401 wrong_route, without spending it', async () => {
+    it('rejects a forecast token on the history route (same service) with 402 wrong_route, without spending it', async () => {
       const paid = await plannt.buy(FORECAST);
       const headers = { authorization: paid.authorization };
       const res = await plannt.check({
@@ -232,12 +232,12 @@ describe.each(SPENT_SETS)('L402 gate with the dev backend and a $kind spent-set'
         path: '/v1/history',
         headers,
       });
-      expectDenied(res, 401, 'wrong_route');
+      expectDenied(res, 402, 'wrong_route');
       expectChallenge(res, 10);
       expectPaidAllow(await plannt.check({ ...FORECAST, headers }), paid.paymentHash, 'weather', 10);
     });
 
-    it('rejects a weather token on an inference route with 401 wrong_service', async () => {
+    it('rejects a weather token on an inference route with 402 wrong_service', async () => {
       const paid = await plannt.buy(FORECAST);
       const res = await plannt.check({
         method: 'POST',
@@ -245,15 +245,15 @@ describe.each(SPENT_SETS)('L402 gate with the dev backend and a $kind spent-set'
         path: '/v1/generate',
         headers: { authorization: paid.authorization },
       });
-      expectDenied(res, 401, 'wrong_service');
+      expectDenied(res, 402, 'wrong_service');
       expectChallenge(res, 21);
     });
 
-    it('rejects a 10-sat token where context_extensions price the route at 50 with 401 insufficient_price', async () => {
+    it('rejects a 10-sat token where context_extensions price the route at 50 with 402 insufficient_price', async () => {
       const paid = await plannt.buy(FORECAST);
       const headers = { authorization: paid.authorization };
       const res = await plannt.check({ ...FORECAST, headers, context: { 'plannt.price_sats': '50' } });
-      expectDenied(res, 401, 'insufficient_price');
+      expectDenied(res, 402, 'insufficient_price');
       expectChallenge(res, 50);
       expectPaidAllow(await plannt.check({ ...FORECAST, headers }), paid.paymentHash, 'weather', 10);
     });
@@ -265,16 +265,16 @@ describe.each(SPENT_SETS)('L402 gate with the dev backend and a $kind spent-set'
       expectPaidAllow(res, paid.paymentHash, 'weather', 50);
     });
 
-    it('rejects a token after its lifetime with 401 expired and a fresh challenge', async () => {
+    it('rejects a token after its lifetime with 402 expired and a fresh challenge', async () => {
       const short = { method: 'GET', host: 'api.example.com', path: '/v1/short' };
       const paid = await plannt.buy(short);
       await sleep(2100);
       const res = await plannt.check({ ...short, headers: { authorization: paid.authorization } });
-      expectDenied(res, 401, 'expired');
+      expectDenied(res, 402, 'expired');
       expectChallenge(res, 2);
     });
 
-    it('rejects a macaroon with an edited caveat byte with 401 invalid_signature', async () => {
+    it('rejects a macaroon with an edited caveat byte with 402 invalid_signature', async () => {
       const paid = await plannt.buy(FORECAST);
       const raw = Buffer.from(paid.macaroon, 'base64');
       const condition = Buffer.from('weather_valid_until=');
@@ -285,36 +285,36 @@ describe.each(SPENT_SETS)('L402 gate with the dev backend and a $kind spent-set'
         ...FORECAST,
         headers: { authorization: `L402 ${raw.toString('base64')}:${paid.preimage}` },
       });
-      expectDenied(res, 401, 'invalid_signature');
-      expect(res.header('www-authenticate')).toEqual([]);
+      expectDenied(res, 402, 'invalid_signature');
+      expect(res.header('www-authenticate')).toHaveLength(2);
     });
 
-    it('rejects a preimage that does not hash to the payment hash with 401 preimage_mismatch', async () => {
+    it('rejects a preimage that does not hash to the payment hash with 402 preimage_mismatch', async () => {
       const paid = await plannt.buy(FORECAST);
       const wrong = randomBytes(32).toString('hex');
       const res = await plannt.check({
         ...FORECAST,
         headers: { authorization: `L402 ${paid.macaroon}:${wrong}` },
       });
-      expectDenied(res, 401, 'preimage_mismatch');
+      expectDenied(res, 402, 'preimage_mismatch');
       // The token is not spent by a failed attempt.
       const ok = await plannt.check({ ...FORECAST, headers: { authorization: paid.authorization } });
       expectPaidAllow(ok, paid.paymentHash, 'weather', 10);
     });
 
-    it('rejects a token signed with another root key with 401 invalid_signature', async () => {
+    it('rejects a token signed with another root key with 402 invalid_signature', async () => {
       const other = await startPlannt({ spent_set: { kind: 'memory' } });
       try {
         const paid = await other.buy(FORECAST);
         const res = await plannt.check({ ...FORECAST, headers: { authorization: paid.authorization } });
-        expectDenied(res, 401, 'invalid_signature');
+        expectDenied(res, 402, 'invalid_signature');
       } finally {
         await other.stop();
       }
     });
   });
 
-  describe('a malformed Authorization header is a 401 deny, never a gRPC error', () => {
+  describe('a malformed Authorization header is a 402 deny with a fresh challenge, never a gRPC error', () => {
     const hex = 'ab'.repeat(32);
     it.each([
       { name: 'no colon', authorization: 'L402 garbage', reason: 'malformed_header' },
@@ -347,10 +347,10 @@ describe.each(SPENT_SETS)('L402 gate with the dev backend and a $kind spent-set'
         authorization: `L402 ${'A'.repeat(9000)}:${hex}`,
         reason: 'header_too_large',
       },
-    ])('$name → 401 $reason', async ({ authorization, reason }) => {
+    ])('$name → 402 $reason', async ({ authorization, reason }) => {
       const res = await plannt.check({ ...FORECAST, headers: { authorization } });
-      expectDenied(res, 401, reason);
-      expect(res.header('www-authenticate')).toEqual([]);
+      expectDenied(res, 402, reason);
+      expect(res.header('www-authenticate')).toHaveLength(2);
     });
   });
 

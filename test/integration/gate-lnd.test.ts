@@ -144,16 +144,16 @@ describe('L402 gate with an LND invoice backend', () => {
     expect(allowed.allowed).toBe(true);
     expect(allowed.upstreamHeaders['x-plannt-payment-hash']).toBe(paid.invoice.paymentHash.toString('hex'));
 
-    // A spent token is still token_spent: the fresh invoice is only a courtesy.
+    // A spent token needs a fresh invoice, which LND cannot make now: told to retry, its reason in the detail.
     const replay = await plannt.check({ ...FORECAST, headers: { authorization: spent.authorization } });
-    expect(replay.status).toBe(401);
-    expect(replay.body.error).toBe('token_spent');
-    expect(replay.header('www-authenticate')).toEqual([]);
+    expect([replay.status, replay.body.error]).toEqual([503, 'invoice_backend_unavailable']);
+    expect(String(replay.body.detail)).toMatch(/^token_spent; /);
+    expect(replay.header('retry-after')).toHaveLength(1);
 
     const errorsAfter = metricValue(await plannt.metrics(), 'plannt_backend_errors_total', {
       backend: 'lnd',
     });
-    expect(errorsAfter - errorsBefore).toBe(1);
+    expect(errorsAfter - errorsBefore).toBe(2); // the challenge and the replay each asked LND for an invoice
   });
 
   it('answers 503 within the backend timeout when LND is slow', async () => {

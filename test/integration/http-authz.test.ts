@@ -99,18 +99,18 @@ describe('Envoy HTTP ext_authz convention', () => {
     expect(res.text).toBe('');
   });
 
-  test('replay: 401 token_spent, with a fresh challenge', async () => {
+  test('replay: 402 token_spent, with a fresh challenge', async () => {
     const { authorization } = await payFor(await envoy('GET', '/v1/forecast'));
     expect((await envoy('GET', '/v1/forecast', { authorization })).status).toBe(200);
     const replay = await envoy('GET', '/v1/forecast', { authorization });
-    expectDenied(replay, 401, 'token_spent');
+    expectDenied(replay, 402, 'token_spent');
     expectChallenge(replay, 10);
   });
 
-  test('a malformed Authorization header: 401 malformed_header', async () => {
+  test('a malformed Authorization header: 402 malformed_header, with a fresh challenge', async () => {
     expectDenied(
       await envoy('GET', '/v1/forecast', { authorization: 'L402 not-a-token' }),
-      401,
+      402,
       'malformed_header',
     );
   });
@@ -155,13 +155,13 @@ describe('forward-auth convention (Caddy, Traefik, nginx)', () => {
     expectDenied(await forwardAuth('GET', '/v1/generate'), 403, 'unmatched_route');
   });
 
-  test('challenge, pay, allow with x-plannt-* headers, then replay is 401', async () => {
+  test('challenge, pay, allow with x-plannt-* headers, then replay is 402', async () => {
     const { authorization, paymentHash } = await payFor(await forwardAuth('GET', '/v1/forecast?days=2'));
     const ok = await forwardAuth('GET', '/v1/forecast?days=2', { authorization });
     expect(ok.status).toBe(200);
     expect(ok.header('x-plannt-payment-hash')).toEqual([paymentHash]);
     expect(ok.header('x-plannt-amount-sats')).toEqual(['10']);
-    expectDenied(await forwardAuth('GET', '/v1/forecast', { authorization }), 401, 'token_spent');
+    expectDenied(await forwardAuth('GET', '/v1/forecast', { authorization }), 402, 'token_spent');
   });
 
   test('a dot segment in the URI is refused: the upstream might serve another route than the one priced', async () => {
@@ -248,18 +248,18 @@ describe('metrics', () => {
       const input = { method: 'GET', host: 'api.example.com', path: '/v1/forecast' };
       const { authorization } = await plannt.buy(input);
       expect((await plannt.check({ ...input, headers: { authorization } })).allowed).toBe(true);
-      expect((await plannt.check({ ...input, headers: { authorization } })).status).toBe(401);
-      expect((await plannt.check({ ...input, headers: { authorization: 'L402 x' } })).status).toBe(401);
+      expect((await plannt.check({ ...input, headers: { authorization } })).status).toBe(402);
+      expect((await plannt.check({ ...input, headers: { authorization: 'L402 x' } })).status).toBe(402);
     });
     const viaHttp = await delta(async () => {
       const { authorization } = await payFor(await envoy('GET', '/v1/forecast'));
       expect((await envoy('GET', '/v1/forecast', { authorization })).status).toBe(200);
-      expect((await forwardAuth('GET', '/v1/forecast', { authorization })).status).toBe(401);
-      expect((await envoy('GET', '/v1/forecast', { authorization: 'L402 x' })).status).toBe(401);
+      expect((await forwardAuth('GET', '/v1/forecast', { authorization })).status).toBe(402);
+      expect((await envoy('GET', '/v1/forecast', { authorization: 'L402 x' })).status).toBe(402);
     });
     // buy() challenges once over gRPC; payFor's challenge is the HTTP one: one each.
     expect(viaHttp).toEqual(viaGrpc);
-    expect(viaHttp).toEqual([1, 1, 1, 1, 2, 1, 1, 10, 3, 1]);
+    expect(viaHttp).toEqual([1, 1, 1, 1, 3, 1, 1, 10, 3, 1]);
   });
 });
 

@@ -81,14 +81,14 @@ describe('root key rotation', () => {
 
   it('skipping step 2 would break: a replica that only knows the old key refuses new tokens as unknown_key', async () => {
     const minted = await step3.buy(FORECAST);
-    expect(await use(step1, minted)).toBe('401 unknown_key');
+    expect(await use(step1, minted)).toBe('402 unknown_key');
     // Nothing was spent by the refusal: the token still works where the key is known.
     expect(await use(step2, minted)).toBe('allow');
   });
 
   it('step 4 (old key removed) refuses tokens of the old key and accepts the new', async () => {
     const old = await step1.buy(FORECAST);
-    expect(await use(step4, old)).toBe('401 unknown_key');
+    expect(await use(step4, old)).toBe('402 unknown_key');
     const minted = await step4.buy(FORECAST);
     expect(keyIdOf(minted)).toBe(2);
     expect(await use(step4, minted)).toBe('allow');
@@ -97,7 +97,7 @@ describe('root key rotation', () => {
   it('spends are shared across the rollout: a token used on one step is spent on every other', async () => {
     const minted = await step3.buy(FORECAST);
     expect(await use(step2, minted)).toBe('allow');
-    expect(await use(step3, minted)).toBe('401 token_spent');
-    expect(await use(step4, minted)).toBe('401 token_spent');
+    expect(await use(step3, minted)).toBe('402 token_spent');
+    expect(await use(step4, minted)).toBe('402 token_spent');
   });
 });

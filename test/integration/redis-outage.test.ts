@@ -80,7 +80,7 @@ describe('spent-set on an unreachable Redis with on_error fail_closed', () => {
       ...FORECAST,
       headers: { authorization: `L402 ${paid.macaroon}:${'00'.repeat(32)}` },
     });
-    expect(res.status).toBe(401);
+    expect(res.status).toBe(402);
     expect(res.body.error).toBe('preimage_mismatch');
   });
 
@@ -117,7 +117,7 @@ describe('spent-set on an unreachable Redis with on_error local_fallback', () =>
     expect(first.upstreamHeaders['x-plannt-payment-hash']).toBe(paid.paymentHash);
 
     const replay = await plannt.check({ ...FORECAST, headers });
-    expect(replay.status).toBe(401);
+    expect(replay.status).toBe(402);
     expect(replay.body.error).toBe('token_spent');
 
     const after = metricValue(await plannt.metrics(), 'plannt_spent_set_fallbacks_total');

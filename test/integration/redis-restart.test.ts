@@ -181,14 +181,14 @@ describe.each([
       const kinds = new Set(load.outcomes.map((o) => o.kind));
       const metrics = await Promise.all(plannts.map((p) => p.metrics()));
       if (mode === 'fail_closed') {
-        expect([...kinds].sort()).toEqual(['401 token_spent', '503 spent_set_unavailable', 'allow']);
+        expect([...kinds].sort()).toEqual(['402 token_spent', '503 spent_set_unavailable', 'allow']);
         const outage = during.filter((o) => o.kind.startsWith('503'));
         expect(outage.length).toBeGreaterThan(0);
         expect(during.filter((o) => o.kind === 'allow')).toEqual([]);
         expect(new Set(outage.map((o) => o.retryAfter))).toEqual(new Set(['5']));
       } else {
         // Served through the outage from local memory, each such spend counted.
-        expect([...kinds].sort()).toEqual(['401 token_spent', 'allow']);
+        expect([...kinds].sort()).toEqual(['402 token_spent', 'allow']);
         const fallbacks = metrics.reduce((n, m) => n + metricValue(m, 'plannt_spent_set_fallbacks_total'), 0);
         expect(during.filter((o) => o.kind === 'allow').length).toBeGreaterThan(0);
         expect(fallbacks).toBeGreaterThanOrEqual(during.length);

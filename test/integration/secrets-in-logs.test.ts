@@ -132,7 +132,7 @@ describe('secrets in logs and metrics', () => {
           headers: { authorization: `L402 ${mac.slice(0, 40)}:${wrongPreimage}` },
         })
       ).status,
-    ).toBe(401);
+    ).toBe(402);
 
     // Redis unreachable: a 503 on the verify path, with an error detail.
     expect((await call(broken, { ...FORECAST, headers: { authorization: third } })).status).toBe(503);

@@ -301,22 +301,27 @@ describe('rejected credentials', () => {
     challengeOf(decision);
   });
 
-  it('an unpaid token is denied preimage_mismatch without a new invoice', async () => {
+  it('an unpaid token is denied preimage_mismatch with a fresh invoice: paying cures it', async () => {
     const h = harness();
     const challenge = challengeOf(await decide(request(h), h.engine));
     const authorization = `L402 ${challenge.macaroon}:${'00'.repeat(32)}`;
     const decision = await decide(request(h, { authorization }), h.engine);
     expect(decision).toMatchObject({ kind: 'deny', reason: 'preimage_mismatch' });
-    expect(decision.kind === 'deny' && decision.challenge).toBeUndefined();
-    expect(h.invoiceCalls).toHaveLength(1);
+    expect(challengeOf(decision).paymentHash).not.toBe(challenge.paymentHash);
+    expect(h.invoiceCalls).toHaveLength(2);
   });
 
-  it('a malformed header is denied with its problem and no invoice', async () => {
+  it('a malformed header is denied with its problem and a fresh invoice', async () => {
     const h = harness();
     const decision = await decide(request(h, { authorization: 'L402 abc:xyz' }), h.engine);
     expect(decision).toMatchObject({ kind: 'deny', reason: 'invalid_preimage' });
-    expect(decision.kind === 'deny' && decision.challenge).toBeUndefined();
-    expect(h.invoiceCalls).toHaveLength(0);
+    challengeOf(decision);
+    expect(h.invoiceCalls).toHaveLength(1);
+  });
+
+  it('every credential denial offers a fresh invoice: no 401 is left', () => {
+    for (const [reason, spec] of Object.entries(DENIALS))
+      expect([reason, spec.status]).not.toEqual([reason, 401]);
   });
 
   it('a failed verification does not spend the token', async () => {
@@ -381,13 +386,18 @@ describe('the invoice backend is unavailable', () => {
     });
   });
 
-  it('a rejected token still gets its own reason, without the courtesy challenge', async () => {
+  it('a rejected token is told to retry (503), its own reason kept in the detail', async () => {
     const paying = harness();
     const authorization = await buy(paying);
     const h = harness({ invoices: brokenInvoices() });
     h.clock.now = (NOW + LIFETIME + 1) * 1000;
     const decision = await decide(request(h, { authorization }), h.engine);
-    expect(decision).toMatchObject({ kind: 'deny', reason: 'expired' });
+    expect(decision).toMatchObject({
+      kind: 'deny',
+      reason: 'invoice_backend_unavailable',
+      detail: 'expired; lnd is down',
+      retryAfterSeconds: RETRY_AFTER,
+    });
     expect(decision.kind === 'deny' && decision.challenge).toBeUndefined();
   });
 
@@ -455,16 +465,16 @@ describe('the spent entry outlives the token', () => {
     expect(ttlMs).toBeLessThanOrEqual((validUntil - h.clock.now / 1000 + SKEW + 1) * 1000);
   });
 
-  it('uses the earliest expiry of an attenuated token', async () => {
+  it('a copy attenuated to a shorter expiry still keeps the entry until the minted expiry', async () => {
     const h = harness();
     const authorization = await buy(h);
     const [, credential = ''] = authorization.split(' ');
     const [mac = '', preimage = ''] = credential.split(':');
-    const narrowed = attenuate(Buffer.from(mac, 'base64'), `weather_valid_until=${NOW + 60}`).toString(
+    const narrowed = attenuate(Buffer.from(mac, 'base64'), `weather_valid_until=${NOW + 2}`).toString(
       'base64',
     );
     await decide(request(h, { authorization: `L402 ${narrowed}:${preimage}` }), h.engine);
-    expect(h.spendCalls[0]?.ttlMs).toBeGreaterThanOrEqual((60 + SKEW) * 1000);
+    expect(h.spendCalls[0]?.ttlMs).toBe((LIFETIME + SKEW) * 1000);
   });
 });
 
@@ -601,7 +611,7 @@ describe('render()', () => {
     });
   });
 
-  it('renders a rejected token as a 401 that still offers a challenge', async () => {
+  it('renders a spent token as a 402 with a fresh challenge, never to be cached', async () => {
     const h = harness();
     const authorization = await buy(h);
     await decide(request(h, { authorization }), h.engine);
@@ -609,8 +619,9 @@ describe('render()', () => {
       stripAuthorization: true,
     });
     if (answer.allowed) throw new Error('expected a denial');
-    expect(answer.status).toBe(401);
+    expect(answer.status).toBe(402);
     expect(header(answer, 'www-authenticate')).toHaveLength(2);
+    expect(header(answer, 'cache-control')).toEqual(['no-store']);
     expect(JSON.parse(answer.body)).toMatchObject({ error: 'token_spent', amount_sats: 10 });
   });
 
@@ -623,5 +634,66 @@ describe('render()', () => {
       error: 'unmatched_route',
       message: DENIALS.unmatched_route.message,
     });
+  });
+});
+
+describe('credential forms real clients send', () => {
+  const parts = (authorization: string) => {
+    const [mac = '', preimage = ''] = authorization.slice('L402 '.length).split(':');
+    return { mac, preimage };
+  };
+
+  it("aperture's LSAT + L402 pair, comma-joined as Envoy joins repeated headers, is judged and spent once", async () => {
+    const h = harness();
+    const { mac, preimage } = parts(await buy(h));
+    for (const joiner of [',', ', ']) {
+      const pair = `LSAT ${mac}:${preimage}${joiner}L402 ${mac}:${preimage}`;
+      const decision = await decide(request(h, { authorization: pair }), h.engine);
+      expect(decision.reason).toBe(joiner === ',' ? 'paid' : 'token_spent');
+    }
+    expect(h.spendCalls).toHaveLength(2);
+  });
+
+  it('a malformed credential before a valid one does not turn it into a denial', async () => {
+    const h = harness();
+    const authorization = `L402 garbage,${await buy(h)}`;
+    expect(await decide(request(h, { authorization }), h.engine)).toMatchObject({ reason: 'paid' });
+  });
+
+  it('a credential of another scheme joined after ours is not read as part of it', async () => {
+    const h = harness();
+    const authorization = `${await buy(h)}, Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig`;
+    expect(await decide(request(h, { authorization }), h.engine)).toMatchObject({ reason: 'paid' });
+  });
+
+  it("a bare hex macaroon header with aperture's preimage caveat is a credential", async () => {
+    const h = harness();
+    const { mac, preimage } = parts(await buy(h));
+    const paid = attenuate(Buffer.from(mac, 'base64'), `preimage=${preimage}`).toString('hex');
+    expect(await decide(request(h, { macaroonHeader: paid }), h.engine)).toMatchObject({ reason: 'paid' });
+    expect(await decide(request(h, { macaroonHeader: paid }), h.engine)).toMatchObject({
+      reason: 'token_spent',
+    });
+  });
+
+  it('a bare macaroon header without a preimage caveat is answered with a fresh invoice', async () => {
+    const h = harness();
+    const { mac } = parts(await buy(h));
+    const macaroonHeader = Buffer.from(mac, 'base64').toString('hex');
+    const decision = await decide(request(h, { macaroonHeader }), h.engine);
+    expect(decision).toMatchObject({ reason: 'invalid_preimage' });
+    challengeOf(decision);
+    expect(h.spendCalls).toHaveLength(0);
+  });
+
+  it("aperture's PaidMacaroon form in Authorization (preimage caveat and preimage) is served once", async () => {
+    const h = harness();
+    const { mac, preimage } = parts(await buy(h));
+    const paid = attenuate(Buffer.from(mac, 'base64'), `preimage=${preimage}`).toString('base64');
+    const authorization = `L402 ${paid}:${preimage}`;
+    expect(await decide(request(h, { authorization }), h.engine)).toMatchObject({ reason: 'paid' });
+    const again = await decide(request(h, { authorization: `L402 ${mac}:${preimage}` }), h.engine);
+    expect(again).toMatchObject({ reason: 'token_spent' });
+    challengeOf(again);
   });
 });

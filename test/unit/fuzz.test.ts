@@ -16,7 +16,7 @@ import type { InvoiceBackend } from '../../src/core/ports';
 import { DENIALS } from '../../src/core/reasons';
 import { render } from '../../src/core/response';
 import type { RouteTable } from '../../src/core/routes';
-import { parseAuthorization } from '../../src/l402/header';
+import { parseAuthorization, parseCredentials } from '../../src/l402/header';
 import { decodeMacaroon, encodeMacaroon, MacaroonError } from '../../src/l402/macaroon';
 import { verifyCredential } from '../../src/l402/verify';
 import { attenuate, KEYS, LIMITS, mint, NEEDS, NOW, NOW_MS, sha256 } from '../support/l402';
@@ -184,9 +184,12 @@ describe('fuzzing the header parser', () => {
     fc.assert(
       fc.property(authorization, (header) => {
         inputs++;
+        const set = parseCredentials(header, header, HEADER_LIMITS);
+        expect(set.credentials.length).toBeLessThanOrEqual(HEADER_LIMITS.maxMacaroons);
         const parsed = parseAuthorization(header, HEADER_LIMITS);
         if (parsed.kind === 'invalid') {
-          expect(DENIALS[parsed.problem].status).toBe(401);
+          // Unusable credentials are answered with a fresh invoice.
+          expect(DENIALS[parsed.problem].status).toBe(402);
           return;
         }
         if (parsed.kind === 'credential') {
@@ -240,7 +243,7 @@ describe('fuzzing the verifier', () => {
           if (pre.length !== 32 || !/^[0-9a-f]{64}$/i.test(preimage)) return;
           const result = verifyCredential({ macaroons: [...macaroons], preimage: pre }, NEEDS, KEYS, LIMITS);
           if (!result.ok) {
-            expect(DENIALS[result.reason].status).toBe(401);
+            expect(DENIALS[result.reason].status).toBe(402);
             return;
           }
           expect(PAID_HASHES.has(result.token.paymentHash.toString('hex'))).toBe(true);

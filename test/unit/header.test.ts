@@ -4,6 +4,7 @@ import {
   type HeaderLimits,
   type ParsedAuthorization,
   parseAuthorization,
+  parseCredentials,
   SCHEMES,
 } from '../../src/l402/header';
 import { mint, PREIMAGE } from '../support/l402';
@@ -138,7 +139,7 @@ describe('the preimage', () => {
 
   it('decodes the preimage from hex', () => {
     const parsed = parse(`L402 ${MAC}:${HEX}`);
-    expect(parsed.kind === 'credential' && parsed.credential.preimage.equals(PREIMAGE)).toBe(true);
+    expect(parsed.kind === 'credential' && parsed.credential.preimage?.equals(PREIMAGE)).toBe(true);
   });
 });
 
@@ -168,5 +169,49 @@ describe('challengeHeaders', () => {
       'L402 macaroon="bWFj", invoice="lnbcrt10n1xyz", version="0"',
       'LSAT macaroon="bWFj", invoice="lnbcrt10n1xyz", version="0"',
     ]);
+  });
+});
+
+describe('parseCredentials: every form a request carries', () => {
+  const cred = (mac: string) => `L402 ${mac}:${HEX}`;
+
+  it('splits comma-joined Authorization values at each L402/LSAT scheme, keeping macaroon lists whole', () => {
+    const set = parseCredentials(`LSAT ${MAC}:${HEX},L402 ${MAC},${MAC_2}:${HEX}`, undefined, LIMITS);
+    expect(set.credentials.map((c) => c.macaroons)).toEqual([[MAC], [MAC, MAC_2]]);
+    expect(set.problem).toBeUndefined();
+  });
+
+  it('keeps the same token sent under both schemes once', () => {
+    const set = parseCredentials(`LSAT ${MAC}:${HEX}, L402 ${MAC}:${HEX}`, undefined, LIMITS);
+    expect(set.credentials).toEqual([{ macaroons: [MAC], preimage: PREIMAGE }]);
+  });
+
+  it('skips other schemes and reports a malformed extra only as a problem beside the usable credential', () => {
+    const set = parseCredentials(`Bearer abc, L402 junk, ${cred(MAC)}, Basic dXNlcg==`, undefined, LIMITS);
+    expect(set.credentials).toEqual([{ macaroons: [MAC], preimage: PREIMAGE }]);
+    expect(set.problem?.problem).toBe('malformed_header');
+  });
+
+  it('reads a hex macaroon header as a credential without a preimage', () => {
+    const hex = Buffer.from(MAC, 'base64').toString('hex');
+    expect(parseCredentials(undefined, hex.toUpperCase(), LIMITS)).toEqual({
+      credentials: [{ macaroons: [Buffer.from(hex, 'hex').toString('base64')] }],
+    });
+  });
+
+  it('refuses a macaroon header that is not hex, or too long', () => {
+    expect(parseCredentials(undefined, MAC, LIMITS).problem?.problem).toBe('malformed_header');
+    const long = 'ab'.repeat(LIMITS.maxHeaderBytes);
+    expect(parseCredentials(undefined, long, LIMITS).problem?.problem).toBe('header_too_large');
+  });
+
+  it('reads at most maxMacaroons credentials from one request', () => {
+    const many = Array.from({ length: 10 }, (_, i) => cred(mint({ routeId: `r${i}` }).toString('base64')));
+    expect(parseCredentials(many.join(','), undefined, LIMITS).credentials).toHaveLength(LIMITS.maxMacaroons);
+  });
+
+  it('gives nothing and no problem for a request without credentials', () => {
+    expect(parseCredentials(undefined, undefined, LIMITS)).toEqual({ credentials: [] });
+    expect(parseCredentials('Bearer x', '', LIMITS)).toEqual({ credentials: [] });
   });
 });

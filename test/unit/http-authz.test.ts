@@ -189,6 +189,7 @@ describe('the reply', () => {
     expect(reply.status).toBe(503);
     expect(reply.headers).toEqual([
       ['content-type', 'application/json'],
+      ['cache-control', 'no-store'],
       ['retry-after', '7'],
     ]);
     expect(JSON.parse(reply.body)).toMatchObject({ error: 'spent_set_unavailable' });

@@ -3,7 +3,12 @@ import type { MintedTerms } from '../../src/l402/caveats';
 import { encodeIdentifier, newTokenId } from '../../src/l402/identifier';
 import { type Keyring, keyring, macaroonRootKey } from '../../src/l402/keys';
 import { encodeMacaroon, sign } from '../../src/l402/macaroon';
-import { type Requirements, type Verification, verifyCredential } from '../../src/l402/verify';
+import {
+  type Requirements,
+  type Verification,
+  verifyCredential,
+  verifyCredentials,
+} from '../../src/l402/verify';
 import {
   attenuate,
   caveatStrings,
@@ -192,30 +197,88 @@ describe('preimage_mismatch', () => {
   });
 });
 
-describe('unknown_caveat', () => {
+describe('caveats Plannt does not define are skipped (bLIP-26)', () => {
   it.each([
     ['an unknown condition', 'color=blue'],
     ['a caveat that is not condition=value', 'just-some-text'],
     ['a caveat with an empty condition', '=value'],
     ['an aperture-style <service>_constraint', 'weather_max_calls=5'],
-  ])('rejects %s', (_, caveat) => {
-    expect(reasonOf(verify(signed([...caveatStrings(), caveat])))).toBe('unknown_caveat');
+    ["another service's expiry", 'maps_valid_until=1'],
+    ["another service's capabilities", 'maps_capabilities=none'],
+  ])('accepts a token carrying %s', (_, caveat) => {
+    expect(reasonOf(verify(signed([...caveatStrings(), caveat])))).toBe('ok');
   });
 
+  it('accepts an unknown caveat appended by a holder with a correct chained signature', () => {
+    expect(reasonOf(verify(attenuate(token(), 'ip_addr=10.0.0.1')))).toBe('ok');
+  });
+});
+
+describe('invalid_caveat: conditions Plannt defines are enforced strictly', () => {
   it.each(['abc', '-1', '1.5', '', '1e3', '9999999999999999'])('rejects plannt_price_sats=%s', (value) => {
     expect(reasonOf(verify(signed([...caveatStrings(), `plannt_price_sats=${value}`])))).toBe(
-      'unknown_caveat',
+      'invalid_caveat',
     );
   });
 
   it.each(['soon', '-1', '', '1.5e9'])('rejects weather_valid_until=%s', (value) => {
     expect(reasonOf(verify(signed([...caveatStrings(), `weather_valid_until=${value}`])))).toBe(
-      'unknown_caveat',
+      'invalid_caveat',
     );
   });
 
-  it('rejects an unknown caveat appended by a holder with a correct chained signature', () => {
-    expect(reasonOf(verify(attenuate(token(), 'ip_addr=10.0.0.1')))).toBe('unknown_caveat');
+  it('rejects a plannt_ condition it does not know: a newer Plannt may have meant it as a limit', () => {
+    const result = verify(attenuate(token(), 'plannt_uses=5'));
+    expect(result).toEqual({ ok: false, reason: 'invalid_caveat', detail: 'unknown plannt_uses' });
+  });
+});
+
+describe('the preimage caveat (aperture clients append preimage=<hex>)', () => {
+  it('accepts a token whose preimage caveat equals the presented preimage', () => {
+    const paid = attenuate(token(), `preimage=${PREIMAGE.toString('hex')}`);
+    expect(reasonOf(verify(paid))).toBe('ok');
+  });
+
+  it('accepts the preimage caveat in upper-case hex', () => {
+    const paid = attenuate(token(), `preimage=${PREIMAGE.toString('hex').toUpperCase()}`);
+    expect(reasonOf(verify(paid))).toBe('ok');
+  });
+
+  it('refuses a token whose preimage caveat differs from the presented preimage', () => {
+    const paid = attenuate(token(), `preimage=${OTHER_PREIMAGE.toString('hex')}`);
+    expect(reasonOf(verify(paid))).toBe('preimage_mismatch');
+  });
+
+  it('refuses a preimage caveat that is not 32 bytes of hex', () => {
+    for (const value of ['', 'zz', PREIMAGE.toString('hex').slice(2), `${PREIMAGE.toString('hex')}00`]) {
+      expect(reasonOf(verify(attenuate(token(), `preimage=${value}`)))).toBe('preimage_mismatch');
+    }
+  });
+
+  it('refuses when any of several preimage caveats differs', () => {
+    const hex = PREIMAGE.toString('hex');
+    const twice = attenuate(
+      attenuate(token(), `preimage=${hex}`),
+      `preimage=${OTHER_PREIMAGE.toString('hex')}`,
+    );
+    expect(reasonOf(verify(twice))).toBe('preimage_mismatch');
+  });
+
+  it('takes the preimage from the caveat when the credential carries none (a bare macaroon header)', () => {
+    const paid = attenuate(token(), `preimage=${PREIMAGE.toString('hex')}`);
+    const result = verifyCredential({ macaroons: [paid.toString('base64')] }, NEEDS, KEYS, LIMITS);
+    expect(reasonOf(result)).toBe('ok');
+  });
+
+  it('refuses a bare macaroon whose preimage caveat does not hash to the payment hash', () => {
+    const unpaid = attenuate(token(), `preimage=${OTHER_PREIMAGE.toString('hex')}`);
+    const result = verifyCredential({ macaroons: [unpaid.toString('base64')] }, NEEDS, KEYS, LIMITS);
+    expect(reasonOf(result)).toBe('preimage_mismatch');
+  });
+
+  it('refuses a bare macaroon without a preimage caveat', () => {
+    const result = verifyCredential({ macaroons: [token().toString('base64')] }, NEEDS, KEYS, LIMITS);
+    expect(reasonOf(result)).toBe('invalid_preimage');
   });
 });
 
@@ -331,9 +394,10 @@ describe('attenuation', () => {
     const mac = decode(narrowed);
     const original = decode(token());
     expect(mac.signature.equals(hmac(original.signature, mac.caveats.at(-1) ?? Buffer.alloc(0)))).toBe(true);
+    // The token reports the minted expiry: its spent entry must outlive the original as well as this copy.
     expect(verify(narrowed)).toEqual({
       ok: true,
-      token: { paymentHash: PAYMENT_HASH, priceSats: 10, validUntil: NOW + 60 },
+      token: { paymentHash: PAYMENT_HASH, priceSats: 10, validUntil: VALID_UNTIL },
     });
   });
 
@@ -343,11 +407,17 @@ describe('attenuation', () => {
     expect(reasonOf(verify(narrowed, { now: NOW + 60 }))).toBe('expired');
   });
 
-  it('a later appended valid_until does not extend the token', () => {
+  it('a later appended valid_until is refused as violating increasing restrictiveness, as aperture does', () => {
     const widened = attenuate(token(), `weather_valid_until=${VALID_UNTIL + 86400}`);
-    const result = verify(widened);
-    expect(result.ok && result.token.validUntil).toBe(VALID_UNTIL);
-    expect(reasonOf(verify(widened, { now: VALID_UNTIL }))).toBe('expired');
+    expect(verify(widened)).toEqual({
+      ok: false,
+      reason: 'invalid_caveat',
+      detail: 'weather_valid_until violates increasing restrictiveness',
+    });
+  });
+
+  it('an appended valid_until equal to the minted one is accepted', () => {
+    expect(reasonOf(verify(attenuate(token(), `weather_valid_until=${VALID_UNTIL}`)))).toBe('ok');
   });
 
   it('an appended lower price narrows the token', () => {
@@ -378,17 +448,17 @@ describe('attenuation', () => {
 
   it('a chain of attenuations is honoured', () => {
     const twice = attenuate(attenuate(token(), `weather_valid_until=${NOW + 600}`), 'weather_capabilities=x');
-    const result = verify(twice);
-    expect(result.ok && result.token.validUntil).toBe(NOW + 600);
+    expect(reasonOf(verify(twice, { now: NOW + 599 }))).toBe('ok');
+    expect(reasonOf(verify(twice, { now: NOW + 600 }))).toBe('expired');
   });
 });
 
 describe('several macaroons in one credential', () => {
   it('the first valid macaroon wins', () => {
-    const first = attenuate(token(), `weather_valid_until=${NOW + 100}`);
-    const second = attenuate(token(), `weather_valid_until=${NOW + 200}`);
+    const first = token({ priceSats: 20 });
+    const second = token({ priceSats: 30 });
     const result = verify([first, second]);
-    expect(result.ok && result.token.validUntil).toBe(NOW + 100);
+    expect(result.ok && result.token.priceSats).toBe(20);
   });
 
   it('skips invalid macaroons before a valid one', () => {
@@ -441,5 +511,29 @@ describe('keyring', () => {
 
   it('refuses duplicate key ids', () => {
     expect(() => keyring([KEY_1, { id: 1, secret: KEY_2.secret }], 1)).toThrow(/unique/);
+  });
+});
+
+describe('several credentials in one request', () => {
+  const one = (mac: Buffer, preimage = PREIMAGE) => credential([mac], preimage);
+
+  it('the first credential that verifies wins, after unusable ones', () => {
+    const result = verifyCredentials(
+      [one(token(), OTHER_PREIMAGE), one(token({ priceSats: 20 }))],
+      NEEDS,
+      KEYS,
+      LIMITS,
+    );
+    expect(result.ok && result.token.priceSats).toBe(20);
+  });
+
+  it("reports the first credential's failure when none verifies", () => {
+    const result = verifyCredentials(
+      [one(token(), OTHER_PREIMAGE), one(token({ routeId: 'x' }))],
+      NEEDS,
+      KEYS,
+      LIMITS,
+    );
+    expect(reasonOf(result)).toBe('preimage_mismatch');
   });
 });
