@@ -7,7 +7,10 @@ describe('parseWwwAuthenticate reads what Plannt sends', () => {
   it('reads each of the two challenge headers', () => {
     for (const value of challengeHeaders(MAC, INV)) {
       const [challenge] = parseWwwAuthenticate(value);
-      expect(challenge).toEqual({ scheme: value.slice(0, 4), params: { macaroon: MAC, invoice: INV, version: '0' } });
+      expect(challenge).toEqual({
+        scheme: value.slice(0, 4),
+        params: { macaroon: MAC, invoice: INV, version: '0' },
+      });
     }
   });
 
@@ -32,7 +35,7 @@ describe('spacing, quoting and order', () => {
     ['a leading comma and empty list elements', `, L402 macaroon="${MAC}",, invoice="${INV}",`],
   ])('%s', (_name, value) => {
     expect(parseWwwAuthenticate(value)).toEqual([
-      { scheme: 'L402', params: { macaroon: MAC, invoice: INV, version: '0' } },
+      { scheme: 'L402', params: { macaroon: MAC, invoice: INV } },
     ]);
   });
 
