@@ -61,8 +61,8 @@ describe('other schemes around ours', () => {
     expect(parseWwwAuthenticate(value)).toEqual([
       { scheme: 'Bearer', params: { realm: 'api', error: 'invalid_token' } },
       { scheme: 'Basic', params: {}, token68: 'dXNlcjpwYXNz==' },
-      { scheme: 'L402', params: { macaroon: MAC, invoice: INV, version: '0' } },
-      { scheme: 'LSAT', params: { macaroon: MAC, invoice: INV, version: '0' } },
+      { scheme: 'L402', params: { macaroon: MAC, invoice: INV } },
+      { scheme: 'LSAT', params: { macaroon: MAC, invoice: INV } },
     ]);
   });
 
