@@ -52,9 +52,14 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
 
   server.addService(AuthorizationService, {
     Check(call: grpc.ServerUnaryCall<CheckRequest, object>, callback: grpc.sendUnaryData<object>) {
-      const { request, requestId } = fromCheckRequest(call.request, deadlineOf(call), options.trustedHops);
+      const {
+        request,
+        requestId,
+        grpc: downstreamGrpc,
+      } = fromCheckRequest(call.request, deadlineOf(call), options.trustedHops);
       options.gate.check(request, requestId).then(
-        (decision) => callback(null, toCheckResponse(render(decision, options.render))),
+        (decision) =>
+          callback(null, toCheckResponse(render(decision, options.render, { grpc: downstreamGrpc }))),
         // The gate never rejects; this is a last guard against a crash, still failing closed.
         (err: unknown) => {
           options.logger.error({ err }, 'check failed');
