@@ -3,6 +3,8 @@
  * because platform teams set prices in their Envoy route config.
  */
 
+import { normalizePath } from './path';
+
 export interface PricedRoute {
   id: string;
   service: string;
@@ -45,6 +47,7 @@ export interface RequestTarget {
 
 export type Resolution =
   | { kind: 'route'; route: PricedRoute }
+  | { kind: 'ambiguous'; detail: string }
   | { kind: 'unmatched'; action: 'deny' | 'allow' }
   | { kind: 'invalid'; detail: string };
 
@@ -60,7 +63,11 @@ export const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export const ROUTE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 const PRICE_PATTERN = /^\d{1,12}$/;
 
-export function resolveRoute(table: RouteTable, target: RequestTarget): Resolution {
+export function resolveRoute(table: RouteTable, request: RequestTarget): Resolution {
+  // Match what the upstream will serve, not how the client spelled it.
+  const normalized = normalizePath(request.path);
+  if (!normalized.ok) return { kind: 'ambiguous', detail: normalized.detail };
+  const target = { ...request, path: normalized.path };
   const rule = table.rules.find((r) => matches(r, target));
   const base: PricedRoute | undefined =
     rule ?? (table.unmatched.action === 'price' ? table.unmatched.route : undefined);

@@ -64,9 +64,6 @@ export interface HttpReply {
 const MAX_TIMEOUT_MS = 600_000;
 const METHOD = /^[A-Za-z]{1,32}$/;
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
-// A dot segment, plain or percent-encoded: an upstream that normalises the path would serve another route
-// than the one priced, so such paths are refused rather than judged.
-const DOT_SEGMENT = /(?:^|[/\\])(?:\.|%2e){1,2}(?:[/\\]|$)/i;
 
 export function fromHttpRequest(req: AuthzHttpRequest, options: HttpAuthzOptions, now: number): Translation {
   const single = (name: string): string | undefined | Error => {
@@ -93,7 +90,6 @@ export function fromHttpRequest(req: AuthzHttpRequest, options: HttpAuthzOptions
   if (!target.startsWith('/')) return { ok: false, message: 'the request path must start with /' };
   const query = target.search(/[?#]/);
   const path = query < 0 ? target : target.slice(0, query);
-  if (DOT_SEGMENT.test(path)) return { ok: false, message: 'the request path has a dot segment' };
 
   const host = (forwardedHost as string | undefined) ?? req.headers.host?.[0] ?? '';
   if (host.includes(',')) return { ok: false, message: 'x-forwarded-host lists more than one host' };

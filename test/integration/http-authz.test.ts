@@ -164,10 +164,11 @@ describe('forward-auth convention (Caddy, Traefik, nginx)', () => {
     expectDenied(await forwardAuth('GET', '/v1/forecast', { authorization }), 402, 'token_spent');
   });
 
-  test('a dot segment in the URI is refused: the upstream might serve another route than the one priced', async () => {
+  test('a dot segment in the URI is judged as the path it normalizes to (path-normalization.test.ts)', async () => {
     for (const uri of ['/status/../v1/forecast', '/status/%2E%2e/v1/forecast', '/./v1/forecast']) {
-      expectDenied(await forwardAuth('GET', uri), 400, 'bad_request');
+      expectDenied(await forwardAuth('GET', uri), 402, 'payment_required');
     }
+    expectDenied(await forwardAuth('GET', '/status/..%2fv1/forecast'), 400, 'ambiguous_path');
   });
 
   test('a repeated X-Forwarded-Uri is ambiguous: 400', async () => {

@@ -106,13 +106,13 @@ describe('forward-auth convention', () => {
     ['a list in X-Forwarded-Host', { 'x-forwarded-host': 'a.example, b.example' }],
     ['a method that is not a token', { 'x-forwarded-method': 'GET /' }],
     ['an absolute URI', { 'x-forwarded-uri': 'https://api.example.com/v1' }],
-    ['a dot-dot segment', { 'x-forwarded-uri': '/free/../paid' }],
-    ['a trailing dot-dot segment', { 'x-forwarded-uri': '/paid/..' }],
-    ['a dot segment', { 'x-forwarded-uri': '/./paid' }],
-    ['a percent-encoded dot-dot segment', { 'x-forwarded-uri': '/free/%2e%2E/paid' }],
-    ['a backslash dot-dot segment', { 'x-forwarded-uri': '/free\\..\\paid' }],
   ])('refuses %s', (_name, h) => {
     expect(refused(translate({ url: '/', h }))).toEqual(expect.any(String));
+  });
+
+  test('dot segments are passed on as sent: the core normalizes every port alike (path.test.ts)', () => {
+    const { request } = accepted(translate({ h: { 'x-forwarded-uri': '/free/%2e%2E/paid' } }));
+    expect(request.path).toBe('/free/%2e%2E/paid');
   });
 
   test('dots inside a segment are ordinary characters', () => {
