@@ -132,7 +132,7 @@ async function main(): Promise<void> {
     parseConfig(
       {
         listen: { grpc: '127.0.0.1:0', admin: '127.0.0.1:0', http: '127.0.0.1:0' },
-        root_keys: [{ id: 1, key: 'ab'.repeat(32) }],
+        root_keys: [{ id: 1, key: randomBytes(32).toString('hex') }],
         current_key_id: 1,
         backend: {
           kind: 'lnd',

@@ -98,30 +98,65 @@ export async function startApp(
   const [grpcHost, grpcPort] = splitHostPort(config.listen.grpc);
   const [adminHost, adminPort] = splitHostPort(config.listen.admin);
   const [httpHost, httpPort] = splitHostPort(config.listen.http);
-  const grpc: GrpcServer = await startGrpcServer(`${grpcHost}:${grpcPort}`, {
-    gate,
-    render: { stripAuthorization: config.upstream.strip_authorization },
-    logger,
-    trustedHops: config.client_address.trusted_hops,
-    ...(tls && { tls }),
-  });
-  const http: HttpAuthzServer = await startHttpAuthzServer(httpHost, httpPort, {
-    gate,
-    render: { stripAuthorization: config.upstream.strip_authorization },
-    logger,
-    pathPrefix: config.http_authz.path_prefix,
-    defaultTimeoutMs: config.http_authz.timeout_ms,
-    trustedHops: config.client_address.trusted_hops,
-    // Room for the largest Authorization header Plannt accepts plus ordinary request headers.
-    maxHeaderBytes: Math.max(16 * 1024, config.limits.max_authorization_bytes + 8 * 1024),
-    ...(tls && { tls }),
-  });
-  const admin: AdminServer = await startAdminServer(adminHost, adminPort, {
-    metrics,
-    readiness,
-    isDraining: () => draining,
-    ...(invoices.name === 'dev' && { devBackend: invoices as DevInvoiceBackend }),
-  });
+  // A port that cannot be bound is a configuration problem: name the field, and close what already listens.
+  const opened: (() => Promise<void>)[] = [];
+  const listen = async <T>(
+    field: keyof Config['listen'],
+    start: () => Promise<T>,
+    close: (t: T) => Promise<void>,
+  ) => {
+    try {
+      const server = await start();
+      opened.push(() => close(server));
+      return server;
+    } catch (err) {
+      readiness.stop();
+      await Promise.all(opened.map((c) => c()));
+      await Promise.all([invoices.close(), spentSet.close()]);
+      throw new ConfigError(
+        `listen.${field}: cannot listen on ${config.listen[field]}: ${(err as Error).message}`,
+      );
+    }
+  };
+  const grpc: GrpcServer = await listen(
+    'grpc',
+    () =>
+      startGrpcServer(`${grpcHost}:${grpcPort}`, {
+        gate,
+        render: { stripAuthorization: config.upstream.strip_authorization },
+        logger,
+        trustedHops: config.client_address.trusted_hops,
+        ...(tls && { tls }),
+      }),
+    (g) => g.shutdown(0),
+  );
+  const http: HttpAuthzServer = await listen(
+    'http',
+    () =>
+      startHttpAuthzServer(httpHost, httpPort, {
+        gate,
+        render: { stripAuthorization: config.upstream.strip_authorization },
+        logger,
+        pathPrefix: config.http_authz.path_prefix,
+        defaultTimeoutMs: config.http_authz.timeout_ms,
+        trustedHops: config.client_address.trusted_hops,
+        // Room for the largest Authorization header Plannt accepts plus ordinary request headers.
+        maxHeaderBytes: Math.max(16 * 1024, config.limits.max_authorization_bytes + 8 * 1024),
+        ...(tls && { tls }),
+      }),
+    (h) => h.shutdown(0),
+  );
+  const admin: AdminServer = await listen(
+    'admin',
+    () =>
+      startAdminServer(adminHost, adminPort, {
+        metrics,
+        readiness,
+        isDraining: () => draining,
+        ...(invoices.name === 'dev' && { devBackend: invoices as DevInvoiceBackend }),
+      }),
+    (a) => a.close(),
+  );
   logger.info(
     {
       grpc_port: grpc.port,

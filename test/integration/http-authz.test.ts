@@ -188,6 +188,24 @@ describe('bounded and robust', () => {
     expect((await envoy('GET', '/status')).status).toBe(200);
   });
 
+  test('headers that have not arrived within 10 s get a 408 and the connection is closed', async () => {
+    const started = Date.now();
+    const reply = await rawExchange(
+      'GET /authz/status HTTP/1.1\r\nHost: api.example.com\r\nX-Slow: 1',
+      25_000,
+    );
+    const seconds = (Date.now() - started) / 1000;
+    expect(reply).toMatch(/^HTTP\/1\.1 408/);
+    // headersTimeout is 10 s; node checks it every connectionsCheckingInterval (1 s here, 30 s by default).
+    expect(seconds).toBeGreaterThanOrEqual(9);
+    expect(seconds).toBeLessThan(16);
+  }, 30_000);
+
+  test('HTTP/1.0 (nginx proxy_pass speaks it by default) is judged like HTTP/1.1', async () => {
+    const reply = await rawExchange('GET /authz/status HTTP/1.0\r\nHost: api.example.com\r\n\r\n');
+    expect(reply).toMatch(/^HTTP\/1\.1 200/);
+  });
+
   test('a request that is not HTTP gets a 400 and the connection is closed', async () => {
     expect(await rawExchange('NOT HTTP\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
     expect((await envoy('GET', '/status')).status).toBe(200);
@@ -204,12 +222,12 @@ describe('bounded and robust', () => {
 });
 
 /** Writes raw bytes to the HTTP port and reads until the server closes the connection. */
-function rawExchange(bytes: string): Promise<string> {
+function rawExchange(bytes: string, timeoutMs = 5000): Promise<string> {
   const address = new URL(plannt.httpUrl);
   return new Promise<string>((resolve, reject) => {
     const socket = connect(Number(address.port), address.hostname, () => socket.write(bytes));
     let text = '';
-    socket.setTimeout(5000, () => socket.destroy(new Error(`no close after: ${text}`)));
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no close after: ${text}`)));
     socket.on('data', (chunk) => {
       text += chunk.toString();
     });

@@ -1,8 +1,10 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type Config, ConfigError, loadConfigFile, parseConfig } from '../../src/config';
 
-const HEX_A = 'a1'.repeat(32);
-const HEX_B = 'b2'.repeat(32);
+const HEX_A = '1ed3ab131d5250a4d30e6853cd602407fb179123c89fdebc945c8508bdf046d2';
+const HEX_B = '15eb5dea6d64ef19da628f09419bd731baf747a975684c67c6cf3fccd242f3af';
 const EXAMPLE_FILE = path.resolve(__dirname, '..', '..', 'plannt.example.yaml');
 
 /** Every field set, none left to defaults. */
@@ -176,6 +178,23 @@ describe('root keys', () => {
   it('never echoes a key in an error message', () => {
     const secret = 'cd'.repeat(31);
     expect(configError({ ...minimal(), root_keys: [{ id: 1, key: secret }] })).not.toContain(secret);
+  });
+
+  it.each([
+    ['all zeros', '00'.repeat(32)],
+    ['one repeated byte', 'ab'.repeat(32)],
+    ['a repeated word', 'deadbeef'.repeat(8)],
+    ['a counter', Array.from({ length: 32 }, (_, i) => i.toString(16).padStart(2, '0')).join('')],
+  ])('refuses a key that is not random: %s', (_, key) => {
+    expect(configError({ ...minimal(), root_keys: [{ id: 1, key }] })).toMatch(
+      /root_keys\.0\.key: too regular to be random/,
+    );
+  });
+
+  it('refuses a weak key from PLANNT_ROOT_KEYS too', () => {
+    expect(() => parseConfig(minimal(), { PLANNT_ROOT_KEYS: `1:${'00'.repeat(32)}` })).toThrow(
+      /root_keys\.0\.key: too regular/,
+    );
   });
 
   it('rejects a current_key_id that names no key', () => {
@@ -427,6 +446,67 @@ describe('environment overrides', () => {
   it('empty variables change nothing', () => {
     expect(parseConfig(minimal(), { PLANNT_ROOT_KEYS: '', PLANNT_REDIS_URL: '' })).toEqual(
       parseConfig(minimal()),
+    );
+  });
+});
+
+describe('errors never echo a value that might be a secret', () => {
+  const secret = HEX_B;
+
+  it('a YAML syntax error gives the line and column, not the line itself', () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'plannt-config-')), 'bad.yaml');
+    writeFileSync(file, `root_keys:\n  - id: 1\n    key: "${secret}" x\n`);
+    let message = '';
+    try {
+      loadConfigFile(file, {});
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/not valid YAML at line 3, column \d+/);
+    expect(message).not.toContain(secret.slice(0, 12));
+  });
+
+  it('an enumerated field names its options, not what it received', () => {
+    const message = configError({ ...minimal(), log_level: secret });
+    expect(message).toMatch(/log_level: expected one of 'fatal'/);
+    expect(message).not.toContain(secret);
+  });
+
+  it('an unknown field is named only when it looks like a field name', () => {
+    const message = configError({ ...minimal(), [secret]: 1, lisen: {} });
+    expect(message).toMatch(/unknown field\(s\): 'lisen', 1 more not shown/);
+    expect(message).not.toContain(secret);
+  });
+});
+
+describe('listen addresses', () => {
+  it.each([
+    ['a port above 65535', { grpc: '127.0.0.1:99999' }, /listen\.grpc: port must be 0 to 65535/],
+    [
+      'two listeners on one port',
+      { admin: '0.0.0.0:9100', http: '127.0.0.1:9100' },
+      /listen\.http: uses the same port as listen\.admin/,
+    ],
+  ])('refuses %s', (_, listen, expected) => {
+    expect(configError({ ...minimal(), listen })).toMatch(expected);
+  });
+
+  it('the same port on two specific hosts, or port 0 twice, is fine', () => {
+    expect(() =>
+      parseConfig({ ...minimal(), listen: { grpc: '127.0.0.1:9100', http: '127.0.0.2:9100' } }),
+    ).not.toThrow();
+    expect(() =>
+      parseConfig({
+        ...minimal(),
+        listen: { grpc: '127.0.0.1:0', http: '127.0.0.1:0', admin: '127.0.0.1:0' },
+      }),
+    ).not.toThrow();
+  });
+
+  it('a YAML scalar with PLANNT_ROOT_KEYS is a config error at the root, not a crash', () => {
+    expect(() => parseConfig('just a string', { PLANNT_ROOT_KEYS: `1:${HEX_A}` })).toThrow(
+      /\(root\): expected a mapping/,
     );
   });
 });
