@@ -14,6 +14,7 @@
  * closed loops of C calls in flight, raw and Plannt alternating by phase. Plannt's own decision time comes
  * from its plannt_check_duration_seconds histogram.
  */
+import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type * as grpc from '@grpc/grpc-js';
 import { authenticatedLndGrpc, createInvoice } from 'ln-service';

@@ -37,6 +37,7 @@ export const DENIALS = {
   capability_denied: spec(402, 'The token does not grant the capability this route needs.'),
   token_spent: spec(402, 'The token has already been used.'),
   ambiguous_path: spec(400, 'The request path reads differently on different servers; send it normalized.'),
+  request_too_large: spec(413, 'The request is too large to authorize.'),
   unmatched_route: spec(403, 'No priced route matches this request.'),
   invalid_route_config: spec(403, 'The route configuration for this request is invalid.'),
   rate_limited: spec(429, 'Too many payment challenges; retry later.'),
