@@ -139,6 +139,7 @@ export async function startApp(
         logger,
         pathPrefix: config.http_authz.path_prefix,
         defaultTimeoutMs: config.http_authz.timeout_ms,
+        trustExpectedTimeoutHeader: config.http_authz.trust_expected_timeout_header,
         trustedHops: config.client_address.trusted_hops,
         // Room for the largest Authorization header Plannt accepts plus ordinary request headers.
         maxHeaderBytes: Math.max(16 * 1024, config.limits.max_authorization_bytes + 8 * 1024),

@@ -104,6 +104,8 @@ export const configSchema = z
           .regex(/^(\/[^\s?#]*[^\s?#/])?$/, 'empty, or starting with / and not ending with /')
           .default(''),
         timeout_ms: z.number().int().positive().max(600_000).default(3000),
+        // Only when nothing but Envoy can reach the port: other proxies pass a client's header through.
+        trust_expected_timeout_header: z.boolean().default(false),
       })
       .strict()
       .default({}),

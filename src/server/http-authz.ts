@@ -34,8 +34,13 @@ import type { TlsMaterial } from './grpc-server';
 export interface HttpAuthzOptions {
   /** Envoy's `path_prefix`: stripped from the request path ('' = none). Unused when X-Forwarded-Uri is set. */
   pathPrefix: string;
-  /** The caller's budget when it sends no `x-envoy-expected-rq-timeout-ms`. */
+  /** The caller's budget, unless it is trusted to send `x-envoy-expected-rq-timeout-ms` and does. */
   defaultTimeoutMs: number;
+  /**
+   * Believe `x-envoy-expected-rq-timeout-ms`. Only Envoy sets it for itself; Caddy and Traefik pass a
+   * client's copy through, and a client that sends `1` would turn its own paid request into a 503.
+   */
+  trustExpectedTimeoutHeader?: boolean;
   /** Proxies in front of the one calling Plannt, trusted to append to X-Forwarded-For (see below). */
   trustedHops?: number;
 }
@@ -62,6 +67,7 @@ export interface HttpReply {
 }
 
 const MAX_TIMEOUT_MS = 600_000;
+const MIN_TIMEOUT_MS = 100;
 const METHOD = /^[A-Za-z]{1,32}$/;
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
@@ -107,7 +113,11 @@ export function fromHttpRequest(req: AuthzHttpRequest, options: HttpAuthzOptions
       method: method.toUpperCase(),
       // Envoy's HTTP service has no context_extensions: prices come from the route table only.
       contextExtensions: {},
-      deadline: now + budgetOf(req.headers, options.defaultTimeoutMs),
+      deadline:
+        now +
+        (options.trustExpectedTimeoutHeader
+          ? budgetOf(req.headers, options.defaultTimeoutMs)
+          : options.defaultTimeoutMs),
       ...(authorization !== undefined && { authorization }),
       ...(macaroonHeader !== undefined && { macaroonHeader }),
       ...(clientAddress !== undefined && { clientAddress }),
@@ -133,7 +143,8 @@ function budgetOf(headers: DistinctHeaders, defaultMs: number): number {
   const expected = headers['x-envoy-expected-rq-timeout-ms']?.[0];
   if (expected === undefined || !/^\d{1,9}$/.test(expected)) return defaultMs;
   const ms = Number(expected);
-  return ms > 0 ? Math.min(ms, MAX_TIMEOUT_MS) : defaultMs;
+  // Below Envoy's 200 ms default nothing useful fits; a tiny value would only burn a paid request.
+  return ms > 0 ? Math.min(Math.max(ms, MIN_TIMEOUT_MS), MAX_TIMEOUT_MS) : defaultMs;
 }
 
 /** Envoy's HTTP ext_authz removes the headers this response header lists from the upstream request. */

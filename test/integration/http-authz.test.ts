@@ -128,10 +128,30 @@ describe('Envoy HTTP ext_authz convention', () => {
     expect(res.header('x-envoy-auth-headers-to-remove')).toEqual([PLANNT_HEADERS.join(',')]);
   });
 
-  test('Envoy’s deadline header bounds the work: too little time left is a 503 with Retry-After', async () => {
-    const res = await envoy('GET', '/v1/forecast', { 'x-envoy-expected-rq-timeout-ms': '1' });
-    expectDenied(res, 503, 'deadline_exceeded');
-    expect(res.header('retry-after')).toEqual(['5']);
+  test('a client-sent x-envoy-expected-rq-timeout-ms is not believed by default: a paid request is served', async () => {
+    const { authorization } = await payFor(await forwardAuth('GET', '/v1/forecast'));
+    const res = await forwardAuth('GET', '/v1/forecast', {
+      authorization,
+      'x-envoy-expected-rq-timeout-ms': '1',
+    });
+    expect(res.status).toBe(200);
+  });
+
+  test('believed only with http_authz.trust_expected_timeout_header, and then at least 100 ms', async () => {
+    const trusting = await startPlannt({
+      http_authz: { path_prefix: PREFIX, trust_expected_timeout_header: true },
+    });
+    try {
+      const input = { method: 'GET', host: 'api.example.com', path: '/v1/forecast' };
+      const { authorization } = await trusting.buy(input);
+      const res = await httpCall(trusting.httpUrl, {
+        path: `${PREFIX}/v1/forecast`,
+        headers: { host: 'api.example.com', authorization, 'x-envoy-expected-rq-timeout-ms': '1' },
+      });
+      expect(res.status).toBe(200);
+    } finally {
+      await trusting.stop();
+    }
   });
 
   test('a path outside path_prefix is a 400, not a decision', async () => {

@@ -11,7 +11,7 @@ const EXAMPLE_FILE = path.resolve(__dirname, '..', '..', 'plannt.example.yaml');
 function fullExample(): Record<string, unknown> {
   return {
     listen: { grpc: '0.0.0.0:9001', admin: '127.0.0.1:9090', http: '0.0.0.0:9102' },
-    http_authz: { path_prefix: '/authz', timeout_ms: 1500 },
+    http_authz: { path_prefix: '/authz', timeout_ms: 1500, trust_expected_timeout_header: true },
     location: 'plannt-prod',
     tls: { cert_file: '/tls/tls.crt', key_file: '/tls/tls.key', client_ca_file: '/tls/ca.crt' },
     client_address: { trusted_hops: 2 },
@@ -122,7 +122,7 @@ describe('a full example', () => {
     const config = parseConfig(minimal());
     expect(config).toMatchObject({
       listen: { grpc: '0.0.0.0:9001', admin: '0.0.0.0:9090', http: '0.0.0.0:9002' },
-      http_authz: { path_prefix: '', timeout_ms: 3000 },
+      http_authz: { path_prefix: '', timeout_ms: 3000, trust_expected_timeout_header: false },
       location: 'plannt',
       backend: { kind: 'dev', timeout_ms: 3000 },
       spent_set: { kind: 'memory', on_error: 'fail_closed', max_entries: 1_000_000, clock_skew_seconds: 30 },

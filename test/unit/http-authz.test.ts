@@ -63,11 +63,19 @@ describe('Envoy http_service convention', () => {
     expect(refused(translate({ url: '/authzv1/x' }))).toMatch(/start with \//);
   });
 
-  test('x-envoy-expected-rq-timeout-ms sets the deadline; a missing or malformed one falls back', () => {
+  test('x-envoy-expected-rq-timeout-ms is ignored unless the caller is trusted to be Envoy', () => {
+    const { request } = accepted(translate({ h: { 'x-envoy-expected-rq-timeout-ms': '1' } }));
+    expect(request.deadline - NOW).toBe(3000);
+  });
+
+  test('trusted, x-envoy-expected-rq-timeout-ms sets the deadline, at least 100 ms; a malformed one falls back', () => {
+    const trusted = { ...OPTIONS, trustExpectedTimeoutHeader: true };
     const deadline = (value?: string) =>
-      accepted(translate({ h: value === undefined ? {} : { 'x-envoy-expected-rq-timeout-ms': value } }))
-        .request.deadline - NOW;
+      accepted(
+        translate({ h: value === undefined ? {} : { 'x-envoy-expected-rq-timeout-ms': value } }, trusted),
+      ).request.deadline - NOW;
     expect(deadline('250')).toBe(250);
+    expect(deadline('1')).toBe(100);
     expect(deadline()).toBe(3000);
     expect(deadline('-5')).toBe(3000);
     expect(deadline('0')).toBe(3000);
