@@ -185,6 +185,7 @@ export const configSchema = z
       .strict()
       .default({}),
     retry_after_seconds: z.number().int().positive().default(5),
+    drain_seconds: z.number().min(0).max(300).default(5),
     shutdown_grace_ms: z.number().int().positive().default(10_000),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
@@ -267,7 +268,8 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = {}): Config {
 }
 
 /** A field name worth quoting in an error; anything else might be a secret pasted in the wrong place. */
-const FIELD_NAME = /^[a-z_][a-z0-9_]{0,63}$/;
+// Letters and underscores only: keys, passwords and tokens almost always hold digits.
+const FIELD_NAME = /^[a-z_]{1,40}$/;
 
 /**
  * zod quotes the received value in some messages (an enum, a literal) and every unknown key; a secret in
