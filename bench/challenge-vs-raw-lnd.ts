@@ -133,6 +133,7 @@ async function main(): Promise<void> {
     parseConfig(
       {
         listen: { grpc: '127.0.0.1:0', admin: '127.0.0.1:0', http: '127.0.0.1:0' },
+        drain_seconds: 0,
         root_keys: [{ id: 1, key: randomBytes(32).toString('hex') }],
         current_key_id: 1,
         backend: {

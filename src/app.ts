@@ -193,7 +193,13 @@ export async function startApp(
       return needRestart;
     },
     async stop() {
+      // Readiness fails first and the ports keep answering for drain_seconds, so Envoy's health checks and
+      // Kubernetes endpoints move traffic away before a single call is refused.
       draining = true;
+      grpc.startDraining();
+      http.startDraining();
+      logger.info({ drain_seconds: config.drain_seconds }, 'draining');
+      await new Promise((resolve) => setTimeout(resolve, config.drain_seconds * 1000));
       await Promise.all([grpc.shutdown(config.shutdown_grace_ms), http.shutdown(config.shutdown_grace_ms)]);
       readiness.stop();
       stopWatching?.();

@@ -35,6 +35,8 @@ export interface TlsMaterial {
 
 export interface GrpcServer {
   port: number;
+  /** Reports NOT_SERVING to health checks while Check keeps answering: load balancers move away first. */
+  startDraining(): void;
   /** Stops accepting calls, lets in-flight checks finish, and force-closes after graceMs. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -107,6 +109,11 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
 
   return {
     port,
+    startDraining() {
+      if (draining) return;
+      draining = true;
+      for (const w of watchers) w.write({ status: NOT_SERVING });
+    },
     async shutdown(graceMs) {
       draining = true;
       for (const w of watchers) {

@@ -180,6 +180,8 @@ export interface HttpAuthzServerOptions extends HttpAuthzOptions {
 
 export interface HttpAuthzServer {
   port: number;
+  /** Keeps answering, but every answer closes its connection, so proxies reconnect to another replica. */
+  startDraining(): void;
   /** Stops accepting requests, lets in-flight checks finish, and force-closes after graceMs. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -214,9 +216,12 @@ export async function startHttpAuthzServer(
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   let inFlight = 0;
   let idle: (() => void) | undefined;
+  let draining = false;
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     inFlight++;
+    // node then sends `Connection: close` and closes the connection after this answer.
+    if (draining) res.shouldKeepAlive = false;
     res.on('close', () => {
       inFlight--;
       if (inFlight === 0) idle?.();
@@ -252,6 +257,9 @@ export async function startHttpAuthzServer(
 
   return {
     port: (server.address() as AddressInfo).port,
+    startDraining() {
+      draining = true;
+    },
     async shutdown(graceMs) {
       server.close();
       server.closeIdleConnections();

@@ -213,8 +213,8 @@ describe('the chart with its default values', () => {
     expect(container.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
     expect(container.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
     expect(container.lifecycle?.preStop?.sleep?.seconds).toBe(5);
-    // Drain: the preStop sleep plus Plannt's shutdown_grace_ms fit in the grace period.
-    expect(deployment.spec?.template.spec?.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(5 + 10);
+    // Drain: the preStop sleep, Plannt's drain_seconds and shutdown_grace_ms fit in the grace period.
+    expect(deployment.spec?.template.spec?.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(5 + 5 + 10);
   });
 
   it('spreads replicas over zones and nodes, selecting its own pods', () => {

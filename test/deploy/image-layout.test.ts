@@ -172,6 +172,7 @@ describe("the image's final stage, started as the chart's Deployment starts it",
         config: {
           spent_set: { kind: 'redis', redis: { key_prefix: prefix } },
           routes: [{ id: 'forecast', service: 'weather', price_sats: 10, path: { prefix: '/v1/forecast' } }],
+          drain_seconds: 0,
           shutdown_grace_ms: 2000,
         },
         lnd: {

@@ -21,6 +21,7 @@ root_keys: [{ id: 7, key: "${randomBytes(32).toString('hex')}" }]
 current_key_id: 7
 backend: { kind: dev }
 spent_set: { kind: memory }
+drain_seconds: 0
 routes: [{ id: r, service: svc, price_sats: 3, path: { prefix: /paid } }]
 `;
 

@@ -65,6 +65,7 @@ function fullExample(): Record<string, unknown> {
     upstream: { strip_authorization: false },
     limits: { max_authorization_bytes: 4096, max_macaroons: 2, max_macaroon_bytes: 2048, max_caveats: 16 },
     retry_after_seconds: 7,
+    drain_seconds: 2,
     shutdown_grace_ms: 5000,
     log_level: 'debug',
   };
@@ -132,6 +133,7 @@ describe('a full example', () => {
       upstream: { strip_authorization: true },
       limits: { max_authorization_bytes: 8192, max_macaroons: 4, max_macaroon_bytes: 4096, max_caveats: 32 },
       retry_after_seconds: 5,
+      drain_seconds: 5,
       shutdown_grace_ms: 10_000,
       log_level: 'info',
     });
