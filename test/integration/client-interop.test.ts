@@ -46,6 +46,14 @@ function devWebln(payments: string[]) {
   } as unknown as Parameters<typeof fetchWithL402>[2]['webln'];
 }
 
+/**
+ * Alby's own token store. Alby types `store` as the Web Storage interface, which @types/node (22 and later)
+ * declares in full; MemoryStorage has only the getItem and setItem that fetchWithL402 calls.
+ */
+function memoryStore(): Storage {
+  return new MemoryStorage() as unknown as Storage;
+}
+
 /** One 402 over HTTP: its WWW-Authenticate values as sent (node:http keeps them apart), joined as fetch joins them. */
 function challenge(): Promise<{ values: string[]; joined: string; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
@@ -74,7 +82,7 @@ describe('@getalby/lightning-tools', () => {
     const res = await fetchWithL402(
       `${proxy.url}/v1/forecast`,
       {},
-      { webln: devWebln(payments), store: new MemoryStorage() },
+      { webln: devWebln(payments), store: memoryStore() },
     );
     expect(res.status).toBe(200);
     const echoed = (await res.json()) as { headers: Record<string, string> };
@@ -88,7 +96,7 @@ describe('@getalby/lightning-tools', () => {
     const res = await fetchWithL402(
       `${proxy.url}/v1/forecast`,
       {},
-      { webln: devWebln(payments), store: new MemoryStorage(), headerKey: 'LSAT' },
+      { webln: devWebln(payments), store: memoryStore(), headerKey: 'LSAT' },
     );
     expect(res.status).toBe(200);
     expect(proxy.checks.at(-1)?.authorization).toMatch(/^LSAT /);
@@ -96,7 +104,7 @@ describe('@getalby/lightning-tools', () => {
 
   it('reuses its stored token for the next call; Plannt tokens are single-use, so that call gets 401 token_spent', async () => {
     const payments: string[] = [];
-    const options = { webln: devWebln(payments), store: new MemoryStorage() };
+    const options = { webln: devWebln(payments), store: memoryStore() };
     expect((await fetchWithL402(`${proxy.url}/v1/forecast`, {}, options)).status).toBe(200);
     const again = await fetchWithL402(`${proxy.url}/v1/forecast`, {}, options);
     // Alby assumes reusable (aperture-style) tokens and returns the answer to its stored token as is.
