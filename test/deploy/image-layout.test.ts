@@ -259,10 +259,13 @@ describe("the image's final stage, started as the chart's Deployment starts it",
       const [name = '', value = ''] = e.split('=');
       env[name] = value;
     }
-    const [, script = ''] = jsonArray('ENTRYPOINT');
+    // The image's Node at the entrypoint's path is this test's own Node (the same major version, checked
+    // below), linked under the root: uid 65532 could not run it from a cache under a private home directory.
+    const [node = '', script = ''] = jsonArray('ENTRYPOINT');
+    copyTree(process.execPath, under(node));
     const args = container.args.map((a) => (a.startsWith('/etc/plannt/') ? under(a) : a));
     launch = (extraEnv) =>
-      spawn(process.execPath, [under(script), ...args], {
+      spawn(under(node), [under(script), ...args], {
         cwd: app,
         uid: runAsUser,
         gid: runAsGroup,
