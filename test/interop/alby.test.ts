@@ -12,6 +12,14 @@ import { findChallenge } from '../../src/client/challenge';
 import { type Caddy, startCaddy } from '../support/caddy';
 import { type Plannt, startPlannt } from '../support/plannt';
 
+/**
+ * Alby 5's own token store. Alby types `store` as the Web Storage interface, which @types/node (22 and later)
+ * declares in full; MemoryStorage has only the getItem and setItem that fetchWithL402 calls.
+ */
+function albyStore(): Storage {
+  return new alby5.MemoryStorage() as unknown as Storage;
+}
+
 let plannt: Plannt;
 let upstream: Server;
 let caddy: Caddy;
@@ -69,11 +77,7 @@ describe('@getalby/lightning-tools 5.x through Caddy', () => {
   it('fetchWithL402 pays the 402 and the API answers', async () => {
     const paid: string[] = [];
     const before = served.length;
-    const res = await alby5.fetchWithL402(
-      forecast(),
-      {},
-      { webln: webln(paid), store: new alby5.MemoryStorage() },
-    );
+    const res = await alby5.fetchWithL402(forecast(), {}, { webln: webln(paid), store: albyStore() });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ forecast: 'sunny' });
     expect(paid).toHaveLength(1);
@@ -82,13 +86,13 @@ describe('@getalby/lightning-tools 5.x through Caddy', () => {
 
   it('with headerKey LSAT too', async () => {
     const paid: string[] = [];
-    const options = { webln: webln(paid), store: new alby5.MemoryStorage(), headerKey: 'LSAT' };
+    const options = { webln: webln(paid), store: albyStore(), headerKey: 'LSAT' };
     expect((await alby5.fetchWithL402(forecast(), {}, options)).status).toBe(200);
   });
 
   it('reuses its stored token for the URL: Plannt answers 402 token_spent with a fresh challenge, which 5.x returns unpaid', async () => {
     const paid: string[] = [];
-    const options = { webln: webln(paid), store: new alby5.MemoryStorage() };
+    const options = { webln: webln(paid), store: albyStore() };
     expect((await alby5.fetchWithL402(forecast(), {}, options)).status).toBe(200);
     const before = served.length;
     const again = await alby5.fetchWithL402(forecast(), {}, options);
