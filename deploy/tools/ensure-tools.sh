@@ -20,6 +20,9 @@ progress() {
     END { print "  [" label "] done: " n + 0 " packages compiled" }'
 }
 
+# caddy, prometheus and openssl from Debian's packages (installed when missing and running as root).
+"$here/ensure-system-tools.sh"
+
 command -v go >/dev/null || {
   echo "ensure-tools: Go is required to build helm, kubecheck and meshcheck (install Go >= 1.26 into /usr/local/go)" >&2
   exit 1
