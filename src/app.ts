@@ -72,6 +72,7 @@ export async function startApp(
   const gate = createGate(engine, metrics, logger);
   // Payments are counted when they settle, not when (or if) their token is used.
   const services = pricedServices(engine.routes);
+  metrics.initialize(services, [invoices.name, spentSet.name]);
   const stopWatching = invoices.watchSettlements?.((settled) =>
     metrics.invoiceSettled(serviceOfMemo(settled.memo, services), settled.sats),
   );
