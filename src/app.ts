@@ -30,6 +30,11 @@ export interface App {
   httpPort: number;
   metrics: Metrics;
   readiness: Readiness;
+  /**
+   * Applies a new configuration's routes, prices and root keys at once, without a restart; the checks in
+   * flight finish on the old ones. Returns the changed settings that only a restart applies.
+   */
+  reload(config: Config): string[];
   /** Graceful stop: refuse new checks, finish in-flight ones, close Redis and LND. */
   stop(): Promise<void>;
 }
@@ -50,10 +55,7 @@ export async function startApp(
   const spentSet = createSpentSet(config, metrics);
   const engine: Engine = {
     routes: routeTable(config),
-    keys: keyring(
-      config.root_keys.map((k) => ({ id: k.id, secret: Buffer.from(k.key, 'hex') })),
-      config.current_key_id,
-    ),
+    keys: keyringOf(config),
     invoices,
     spentSet,
     limits: {
@@ -71,7 +73,7 @@ export async function startApp(
   };
   const gate = createGate(engine, metrics, logger);
   // Payments are counted when they settle, not when (or if) their token is used.
-  const services = pricedServices(engine.routes);
+  let services = pricedServices(engine.routes);
   metrics.initialize(services, [invoices.name, spentSet.name]);
   const stopWatching = invoices.watchSettlements?.((settled) =>
     metrics.invoiceSettled(serviceOfMemo(settled.memo, services), settled.sats),
@@ -79,19 +81,17 @@ export async function startApp(
 
   const readiness = startReadiness(
     [
-      { name: `invoice_backend:${invoices.name}`, probe: () => invoices.probe(), critical: true },
-      // Under local_fallback a Redis outage is survivable by design: report it, stay in service.
-      {
-        name: `spent_set:${spentSet.name}`,
-        probe: () => spentSet.probe(),
-        critical: config.spent_set.on_error === 'fail_closed',
-      },
+      { name: `invoice_backend:${invoices.name}`, probe: () => invoices.probe() },
+      { name: `spent_set:${spentSet.name}`, probe: () => spentSet.probe() },
     ],
     readinessIntervalMs,
     (name, ok) => metrics.setReady(name, ok),
   );
-  readiness.onChange((ready) =>
-    logger.info({ ready, dependencies: readiness.status() }, 'readiness changed'),
+  readiness.onChange((name, ok) =>
+    logger[ok ? 'info' : 'warn'](
+      { dependency: name, up: ok },
+      ok ? 'dependency is back' : 'dependency is down',
+    ),
   );
   await readiness.refresh();
 
@@ -102,7 +102,6 @@ export async function startApp(
   const grpc: GrpcServer = await startGrpcServer(`${grpcHost}:${grpcPort}`, {
     gate,
     render: { stripAuthorization: config.upstream.strip_authorization },
-    readiness,
     logger,
     trustedHops: config.client_address.trusted_hops,
     ...(tls && { tls }),
@@ -131,17 +130,35 @@ export async function startApp(
       admin_port: admin.port,
       backend: invoices.name,
       spent_set: spentSet.name,
-      ready: readiness.isReady(),
+      dependencies: readiness.status(),
     },
     'plannt started',
   );
 
+  let running = config;
   return {
     grpcPort: grpc.port,
     adminPort: admin.port,
     httpPort: http.port,
     metrics,
     readiness,
+    reload(next) {
+      // Built before anything changes, then swapped in one synchronous step: a check sees old or new, never both.
+      const routes = routeTable(next);
+      const keys = keyringOf(next);
+      engine.routes = routes;
+      engine.keys = keys;
+      services = pricedServices(routes);
+      // A service a reload adds starts at 0 too, so its first payment counts.
+      metrics.initialize(services, []);
+      const needRestart = Object.keys(next).filter(
+        (k) =>
+          !HOT_SETTINGS.has(k) &&
+          JSON.stringify(next[k as keyof Config]) !== JSON.stringify(running[k as keyof Config]),
+      );
+      running = { ...next, ...Object.fromEntries(needRestart.map((k) => [k, running[k as keyof Config]])) };
+      return needRestart;
+    },
     async stop() {
       draining = true;
       await Promise.all([grpc.shutdown(config.shutdown_grace_ms), http.shutdown(config.shutdown_grace_ms)]);
@@ -261,6 +278,16 @@ function pricedServices(routes: RouteTable): Set<string> {
   return services;
 }
 
+/** What reload() applies; every other setting is read once, at start. */
+const HOT_SETTINGS = new Set(['routes', 'unmatched', 'defaults', 'root_keys', 'current_key_id']);
+
+function keyringOf(config: Config) {
+  return keyring(
+    config.root_keys.map((k) => ({ id: k.id, secret: Buffer.from(k.key, 'hex') })),
+    config.current_key_id,
+  );
+}
+
 function routeTable(config: Config): RouteTable {
   const defaults = {
     tokenLifetimeSeconds: config.defaults.token_lifetime_seconds,
@@ -277,6 +304,7 @@ function routeTable(config: Config): RouteTable {
     ...(r.host !== undefined && { host: r.host.toLowerCase() }),
     ...(r.methods && { methods: r.methods.map((m) => m.toUpperCase()) }),
     ...(r.capability !== undefined && { capability: r.capability }),
+    ...(r.mode === 'shadow' && { shadow: true as const }),
   }));
   const u = config.unmatched;
   const unmatched: RouteTable['unmatched'] =

@@ -42,6 +42,8 @@ const route = z
       .optional(),
     token_lifetime_seconds: seconds.optional(),
     invoice_expiry_seconds: seconds.optional(),
+    // shadow: decide and record as if enforcing, but allow, so pricing can be watched before it is enforced.
+    mode: z.enum(['enforce', 'shadow']).default('enforce'),
   })
   .strict();
 
@@ -219,6 +221,8 @@ export class ConfigError extends Error {}
 /** Environment variables that override the file, for secrets and per-deployment values. */
 export const ENV_OVERRIDES = {
   PLANNT_ROOT_KEYS: 'root_keys as "id:hex,id:hex" (the first is current unless PLANNT_CURRENT_KEY_ID is set)',
+  PLANNT_ROOT_KEYS_FILE:
+    'a file holding PLANNT_ROOT_KEYS (a mounted Secret: re-read on reload, so keys rotate without a restart)',
   PLANNT_CURRENT_KEY_ID: 'current_key_id',
   PLANNT_BACKEND: 'backend.kind',
   PLANNT_LND_SOCKET: 'backend.lnd.socket',
@@ -263,8 +267,9 @@ function applyEnv(c: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<st
     parent[key] = {};
     return parent[key] as Record<string, unknown>;
   };
-  if (env.PLANNT_ROOT_KEYS) {
-    const keys = env.PLANNT_ROOT_KEYS.split(',').map((pair) => {
+  const rootKeys = env.PLANNT_ROOT_KEYS_FILE ? readKeysFile(env.PLANNT_ROOT_KEYS_FILE) : env.PLANNT_ROOT_KEYS;
+  if (rootKeys) {
+    const keys = rootKeys.split(',').map((pair) => {
       const [id = '', key = ''] = pair.trim().split(':');
       return { id: /^\d+$/.test(id) ? Number(id) : Number.NaN, key };
     });
@@ -284,6 +289,17 @@ function applyEnv(c: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<st
   if (env.PLANNT_REDIS_PASSWORD) obj(obj(c, 'spent_set'), 'redis').password = env.PLANNT_REDIS_PASSWORD;
   if (env.PLANNT_LOG_LEVEL) c.log_level = env.PLANNT_LOG_LEVEL;
   return c;
+}
+
+function readKeysFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    // The code only (ENOENT, EACCES): never the contents.
+    throw new ConfigError(
+      `cannot read PLANNT_ROOT_KEYS_FILE ${file}: ${(err as NodeJS.ErrnoException).code}`,
+    );
+  }
 }
 
 function isRegex(source: string): boolean {

@@ -17,6 +17,7 @@ export interface Metrics {
    * increment, which `increase()` cannot see: each service's first payment on each pod would be lost.
    */
   initialize(services: Iterable<string>, backends: Iterable<string>): void;
+  configReload(result: 'applied' | 'rejected'): void;
 }
 
 // Sub-millisecond buckets: a verify takes ~100 µs and prom-client's defaults start at 5 ms.
@@ -59,6 +60,12 @@ export function createMetrics(): Metrics {
     labelNames: ['service'],
     registers,
   });
+  const shadowDenials = new Counter({
+    name: 'plannt_shadow_would_deny_total',
+    help: 'Requests on shadow routes that enforcing would have denied (they were allowed), by reason and service.',
+    labelNames: ['reason', 'service'],
+    registers,
+  });
   const duration = new Histogram({
     name: 'plannt_check_duration_seconds',
     help: 'Time to decide a check: verify (a credential was presented), challenge (none was) or none (free/unmatched).',
@@ -89,6 +96,13 @@ export function createMetrics(): Metrics {
     labelNames: ['service'],
     registers,
   });
+  const reloads = new Counter({
+    name: 'plannt_config_reloads_total',
+    help: 'Configuration reloads (SIGHUP or a changed file): applied, or rejected with the old one kept.',
+    labelNames: ['result'],
+    registers,
+  });
+  for (const result of ['applied', 'rejected']) reloads.inc({ result }, 0);
   const ready = new Gauge({
     name: 'plannt_dependency_ready',
     help: '1 when the dependency answered its last readiness probe, else 0.',
@@ -107,6 +121,7 @@ export function createMetrics(): Metrics {
           paidRequests.inc({ service });
           paidSats.inc({ service }, decision.amountSats ?? 0);
         }
+        if (decision.wouldDeny) shadowDenials.inc({ reason: decision.wouldDeny, service });
         return;
       }
       if (decision.challenge) challenges.inc({ service });
@@ -127,5 +142,6 @@ export function createMetrics(): Metrics {
       }
       for (const backend of backends) backendErrors.inc({ backend }, 0);
     },
+    configReload: (result) => reloads.inc({ result }),
   };
 }

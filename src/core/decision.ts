@@ -12,7 +12,15 @@ export interface Challenge {
 }
 
 export type Decision =
-  | { kind: 'allow'; reason: AllowReason; route?: PricedRoute; paymentHash?: Buffer; amountSats?: number }
+  | {
+      kind: 'allow';
+      reason: AllowReason;
+      route?: PricedRoute;
+      paymentHash?: Buffer;
+      amountSats?: number;
+      /** On a shadow route: the denial enforcing would have answered. */
+      wouldDeny?: DenialReason;
+    }
   | {
       kind: 'deny';
       reason: DenialReason;

@@ -10,6 +10,8 @@ export interface PricedRoute {
   tokenLifetimeSeconds: number;
   invoiceExpirySeconds: number;
   capability?: string;
+  /** Decided and recorded as if enforced, then allowed: pricing watched before it is enforced. */
+  shadow?: true;
 }
 
 export type PathMatch = { prefix: string } | { exact: string } | { regex: RegExp };
@@ -50,7 +52,9 @@ export const CONTEXT_KEYS = {
   price: 'plannt.price_sats',
   service: 'plannt.service',
   route: 'plannt.route',
+  mode: 'plannt.mode',
 } as const;
+const MODES = ['enforce', 'shadow'];
 
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export const ROUTE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
@@ -64,8 +68,9 @@ export function resolveRoute(table: RouteTable, target: RequestTarget): Resoluti
   const price = ext[CONTEXT_KEYS.price];
   const service = ext[CONTEXT_KEYS.service];
   const routeId = ext[CONTEXT_KEYS.route];
+  const mode = ext[CONTEXT_KEYS.mode];
 
-  if (price === undefined && service === undefined && routeId === undefined) {
+  if (price === undefined && service === undefined && routeId === undefined && mode === undefined) {
     if (base) return { kind: 'route', route: base };
     return { kind: 'unmatched', action: table.unmatched.action === 'allow' ? 'allow' : 'deny' };
   }
@@ -75,6 +80,8 @@ export function resolveRoute(table: RouteTable, target: RequestTarget): Resoluti
     return invalid(`${CONTEXT_KEYS.service} is not a valid name`);
   if (routeId !== undefined && !ROUTE_ID_PATTERN.test(routeId))
     return invalid(`${CONTEXT_KEYS.route} is not valid`);
+  if (mode !== undefined && !MODES.includes(mode))
+    return invalid(`${CONTEXT_KEYS.mode} is not enforce or shadow`);
 
   const resolvedService = service ?? base?.service;
   const resolvedPrice = price !== undefined ? Number(price) : base?.priceSats;
@@ -90,6 +97,7 @@ export function resolveRoute(table: RouteTable, target: RequestTarget): Resoluti
       tokenLifetimeSeconds: base?.tokenLifetimeSeconds ?? table.defaults.tokenLifetimeSeconds,
       invoiceExpirySeconds: base?.invoiceExpirySeconds ?? table.defaults.invoiceExpirySeconds,
       ...(base?.capability !== undefined && { capability: base.capability }),
+      ...((mode ?? (base?.shadow ? 'shadow' : 'enforce')) === 'shadow' && { shadow: true as const }),
     },
   };
 }

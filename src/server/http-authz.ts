@@ -18,7 +18,13 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { GateRequest } from '../core/decide';
-import { type Header, type HttpAnswer, type RenderOptions, render } from '../core/response';
+import {
+  type Header,
+  type HttpAnswer,
+  isGrpcContentType,
+  type RenderOptions,
+  render,
+} from '../core/response';
 import type { Gate } from '../gate';
 import { MACAROON_HEADERS } from '../l402/header';
 import type { Logger } from '../logger';
@@ -45,7 +51,7 @@ export interface AuthzHttpRequest {
 }
 
 export type Translation =
-  | { ok: true; request: GateRequest; requestId?: string }
+  | { ok: true; request: GateRequest; requestId?: string; grpc: boolean }
   | { ok: false; message: string };
 
 /** What the proxy gets back: an HTTP answer to relay (deny) or to copy headers from (allow). */
@@ -111,6 +117,7 @@ export function fromHttpRequest(req: AuthzHttpRequest, options: HttpAuthzOptions
       ...(clientAddress !== undefined && { clientAddress }),
     },
     ...(requestId !== undefined && REQUEST_ID.test(requestId) && { requestId }),
+    grpc: isGrpcContentType(req.headers['content-type']?.[0]),
   };
 }
 
@@ -259,7 +266,7 @@ async function handle(req: IncomingMessage, options: HttpAuthzServerOptions): Pr
     return protocolError(400, translation.message);
   }
   const decision = await options.gate.check(translation.request, translation.requestId);
-  return toHttpReply(render(decision, options.render));
+  return toHttpReply(render(decision, options.render, { grpc: translation.grpc }));
 }
 
 function send(res: ServerResponse, reply: HttpReply): void {
