@@ -74,6 +74,7 @@ export async function startApp(
   const gate = createGate(engine, metrics, logger);
   // Payments are counted when they settle, not when (or if) their token is used.
   let services = pricedServices(engine.routes);
+  metrics.initialize(services, [invoices.name, spentSet.name]);
   const stopWatching = invoices.watchSettlements?.((settled) =>
     metrics.invoiceSettled(serviceOfMemo(settled.memo, services), settled.sats),
   );
@@ -184,6 +185,8 @@ export async function startApp(
       engine.routes = routes;
       engine.keys = keys;
       services = pricedServices(routes);
+      // A service a reload adds starts at 0 too, so its first payment counts.
+      metrics.initialize(services, []);
       const needRestart = Object.keys(next).filter(
         (k) =>
           !HOT_SETTINGS.has(k) &&

@@ -250,6 +250,7 @@ export const ENV_OVERRIDES = {
   PLANNT_LND_MACAROON_BASE64: 'backend.lnd.macaroon_base64',
   PLANNT_SPENT_SET: 'spent_set.kind',
   PLANNT_REDIS_URL: 'spent_set.redis.url',
+  PLANNT_REDIS_PASSWORD: 'spent_set.redis.password (Sentinel/Cluster), kept out of the config file',
   PLANNT_LOG_LEVEL: 'log_level',
 } as const;
 
@@ -350,6 +351,7 @@ function applyEnv(c: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<st
   for (const [key, value] of Object.entries(lndEnv)) if (value) obj(obj(c, 'backend'), 'lnd')[key] = value;
   if (env.PLANNT_SPENT_SET) obj(c, 'spent_set').kind = env.PLANNT_SPENT_SET;
   if (env.PLANNT_REDIS_URL) obj(obj(c, 'spent_set'), 'redis').url = env.PLANNT_REDIS_URL;
+  if (env.PLANNT_REDIS_PASSWORD) obj(obj(c, 'spent_set'), 'redis').password = env.PLANNT_REDIS_PASSWORD;
   if (env.PLANNT_LOG_LEVEL) c.log_level = env.PLANNT_LOG_LEVEL;
   return c;
 }

@@ -12,6 +12,11 @@ export interface Metrics {
   /** An invoice was paid (the backend's settlement stream), whether or not its token is ever used. */
   invoiceSettled(service: string, sats: number): void;
   setReady(dependency: string, ready: boolean): void;
+  /**
+   * Starts the per-service and per-backend counters at 0. A labelled counter otherwise appears at its first
+   * increment, which `increase()` cannot see: each service's first payment on each pod would be lost.
+   */
+  initialize(services: Iterable<string>, backends: Iterable<string>): void;
   configReload(result: 'applied' | 'rejected'): void;
 }
 
@@ -129,6 +134,14 @@ export function createMetrics(): Metrics {
       settledSats.inc({ service }, sats);
     },
     setReady: (dependency, ok) => ready.set({ dependency }, ok ? 1 : 0),
+    initialize(services, backends) {
+      for (const service of services) {
+        for (const counter of [challenges, paidRequests, paidSats, settledInvoices, settledSats]) {
+          counter.inc({ service }, 0);
+        }
+      }
+      for (const backend of backends) backendErrors.inc({ backend }, 0);
+    },
     configReload: (result) => reloads.inc({ result }),
   };
 }

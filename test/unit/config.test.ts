@@ -417,6 +417,15 @@ describe('environment overrides', () => {
     expect(config.spent_set.redis?.key_prefix).toBe('p:');
   });
 
+  it('PLANNT_REDIS_PASSWORD sets the Sentinel password, so it never sits in the config file', () => {
+    const raw = {
+      ...minimal(),
+      spent_set: { kind: 'redis', redis: { sentinels: [{ host: 's', port: 26379 }], master_name: 'm' } },
+    };
+    const config = parseConfig(raw, { PLANNT_REDIS_PASSWORD: 'pa55' });
+    expect(config.spent_set.redis).toMatchObject({ master_name: 'm', password: 'pa55' });
+  });
+
   it('PLANNT_SPENT_SET=redis with PLANNT_REDIS_URL turns a memory spent set into a redis one', () => {
     const config = parseConfig(minimal(), { PLANNT_SPENT_SET: 'redis', PLANNT_REDIS_URL: 'redis://r:6379' });
     expect(config.spent_set).toMatchObject({ kind: 'redis', redis: { url: 'redis://r:6379' } });
