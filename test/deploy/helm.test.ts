@@ -33,7 +33,7 @@ const SENTINEL_VALUES = path.join(CHART, 'ci/sentinel-values.yaml');
  * The default values plus the one thing `helm template` cannot do without: a root key. (Without one the
  * chart refuses to render away from a cluster; see "the root key".)
  */
-const ROOT_KEY = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
+const ROOT_KEY = '7c1e9a4fd2b83650e1ab92c47f0d3e68a5b1c9d02f7e4a83b6c15d9e0f2a7b48';
 const WITH_KEY = ['--set-json', `rootKeys.keys=[{"id":1,"key":"${ROOT_KEY}"}]`];
 
 type Raw = Record<string, unknown>;

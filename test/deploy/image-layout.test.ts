@@ -10,6 +10,7 @@
  * ports chosen by the OS, and mount paths sit under a temporary root instead of /.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -189,6 +190,8 @@ describe("the image's final stage, started as the chart's Deployment starts it",
           macaroonBase64: Buffer.from(lnd.macaroonHex, 'hex').toString('base64'),
         },
         redis: { url: REDIS_URL },
+        // helm template cannot see a cluster, so the chart refuses to mint a key that would change per render.
+        rootKeys: { keys: [{ id: 1, key: randomBytes(32).toString('hex') }] },
       }),
     );
     const rendered = helm(['template', 'plannt', CHART, '--kube-version', KUBE_VERSION, '-f', valuesFile]);
