@@ -255,9 +255,11 @@ describe("the image's final stage, started as the chart's Deployment starts it",
     for (const e of container.env) {
       const ref = e.valueFrom?.secretKeyRef;
       const secret = ref && secrets.find((s) => s?.metadata.name === ref.name);
-      env[e.name] = ref
+      const value = ref
         ? Buffer.from(secret?.data?.[ref.key] ?? '', 'base64').toString('utf8')
         : (e.value ?? '');
+      // Paths into the mounts (PLANNT_ROOT_KEYS_FILE) move under the temporary root like the config's.
+      env[e.name] = value.startsWith('/etc/plannt/') ? under(value) : value;
     }
     for (const e of argsOf('ENV')) {
       const [name = '', value = ''] = e.split('=');
