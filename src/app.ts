@@ -10,7 +10,7 @@ import { type RedisTarget, redisSpentSet } from './adapters/redis-spent-set';
 import type { Config } from './config';
 import { ConfigError } from './config';
 import type { ChallengeLimits, Engine } from './core/decide';
-import { serviceOfMemo } from './core/memo';
+import { routeOfMemo, serviceOfMemo } from './core/memo';
 import type { InvoiceBackend, SpentSet } from './core/ports';
 import { concurrencyCap, tokenBucketLimiter } from './core/rate-limit';
 import type { RouteRule, RouteTable } from './core/routes';
@@ -72,8 +72,14 @@ export async function startApp(
   const gate = createGate(engine, metrics, logger);
   // Payments are counted when they settle, not when (or if) their token is used.
   const services = pricedServices(engine.routes);
+  const routeIds = new Set(engine.routes.rules.map((r) => r.id));
+  if (engine.routes.unmatched.action === 'price') routeIds.add(engine.routes.unmatched.route.id);
   const stopWatching = invoices.watchSettlements?.((settled) =>
-    metrics.invoiceSettled(serviceOfMemo(settled.memo, services), settled.sats),
+    metrics.invoiceSettled(
+      serviceOfMemo(settled.memo, services),
+      settled.sats,
+      routeOfMemo(settled.memo, routeIds),
+    ),
   );
 
   const readiness = startReadiness(
@@ -201,7 +207,9 @@ function createSpentSet(config: Config, metrics: Metrics): SpentSet {
       : { mode: 'cluster', nodes: r.cluster_nodes ?? [], ...(r.password && { password: r.password }) };
   const shared = redisSpentSet({ target, keyPrefix: r.key_prefix, commandTimeoutMs: r.command_timeout_ms });
   if (s.on_error === 'fail_closed') return shared;
-  return withLocalFallback(shared, memorySpentSet(s.max_entries, 'local'), () => metrics.spentSetFallback());
+  return withLocalFallback(shared, memorySpentSet(s.max_entries, 'local'), () => metrics.spentSetFallback(), {
+    maxPending: s.max_entries,
+  });
 }
 
 /** A file named in the config; a failure to read it is a config error naming the field. */
@@ -276,6 +284,8 @@ function routeTable(config: Config): RouteTable {
     ...(r.host !== undefined && { host: r.host.toLowerCase() }),
     ...(r.methods && { methods: r.methods.map((m) => m.toUpperCase()) }),
     ...(r.capability !== undefined && { capability: r.capability }),
+    ...(r.uses !== undefined && { uses: r.uses }),
+    ...(r.max_requests_per_second !== undefined && { maxRequestsPerSecond: r.max_requests_per_second }),
   }));
   const u = config.unmatched;
   const unmatched: RouteTable['unmatched'] =
