@@ -31,7 +31,8 @@ export function memorySpentSet(
     async consume(paymentHash, use) {
       const key = paymentHash.toString('hex');
       let entry = counts.get(key);
-      if (entry && use.limit !== 'unlimited' && entry.used >= use.limit) return { ok: false, why: 'exhausted' };
+      if (entry && use.limit !== 'unlimited' && entry.used >= use.limit)
+        return { ok: false, why: 'exhausted' };
       const second = Math.floor(nowMs() / 1000);
       if (use.maxPerSecond !== undefined && entry?.second === second && entry.inSecond >= use.maxPerSecond)
         return { ok: false, why: 'rate_limited' };

@@ -46,8 +46,7 @@ export interface UseLimit {
 
 export type Consumption =
   /** `used`: this token's uses so far, this one included. */
-  | { ok: true; used: number }
-  | { ok: false; why: 'exhausted' | 'rate_limited' };
+  { ok: true; used: number } | { ok: false; why: 'exhausted' | 'rate_limited' };
 
 export interface SpentSet {
   readonly name: string;

@@ -16,8 +16,8 @@ import {
   ROUTE_CONDITION,
   SERVICES_CONDITION,
   UNLIMITED,
-  type Uses,
   USES_CONDITION,
+  type Uses,
   VALID_UNTIL_SUFFIX,
 } from './caveats';
 import { type Credential, decodeBase64 } from './header';
