@@ -49,7 +49,7 @@ async function start(cmd: Extract<ServerCommand, { type: 'start' }>): Promise<nu
       ? createLogger('silent')
       : createLogger(config.log_level, pino.destination({ dest: '/dev/null', sync: false }));
   app = await startApp(config, { env: {}, logger });
-  if (!app.readiness.isReady())
+  if (Object.values(app.readiness.status()).includes(false))
     throw new Error(`plannt is not ready: ${JSON.stringify(app.readiness.status())}`);
   return app.grpcPort;
 }

@@ -84,19 +84,17 @@ export async function startApp(
 
   const readiness = startReadiness(
     [
-      { name: `invoice_backend:${invoices.name}`, probe: () => invoices.probe(), critical: true },
-      // Under local_fallback a Redis outage is survivable by design: report it, stay in service.
-      {
-        name: `spent_set:${spentSet.name}`,
-        probe: () => spentSet.probe(),
-        critical: config.spent_set.on_error === 'fail_closed',
-      },
+      { name: `invoice_backend:${invoices.name}`, probe: () => invoices.probe() },
+      { name: `spent_set:${spentSet.name}`, probe: () => spentSet.probe() },
     ],
     readinessIntervalMs,
     (name, ok) => metrics.setReady(name, ok),
   );
-  readiness.onChange((ready) =>
-    logger.info({ ready, dependencies: readiness.status() }, 'readiness changed'),
+  readiness.onChange((name, ok) =>
+    logger[ok ? 'info' : 'warn'](
+      { dependency: name, up: ok },
+      ok ? 'dependency is back' : 'dependency is down',
+    ),
   );
   await readiness.refresh();
 
@@ -107,7 +105,6 @@ export async function startApp(
   const grpc: GrpcServer = await startGrpcServer(`${grpcHost}:${grpcPort}`, {
     gate,
     render: { stripAuthorization: config.upstream.strip_authorization },
-    readiness,
     logger,
     trustedHops: config.client_address.trusted_hops,
     ...(tls && { tls }),
@@ -136,7 +133,7 @@ export async function startApp(
       admin_port: admin.port,
       backend: invoices.name,
       spent_set: spentSet.name,
-      ready: readiness.isReady(),
+      dependencies: readiness.status(),
     },
     'plannt started',
   );
@@ -286,6 +283,7 @@ function routeTable(config: Config): RouteTable {
     ...(r.capability !== undefined && { capability: r.capability }),
     ...(r.uses !== undefined && { uses: r.uses }),
     ...(r.max_requests_per_second !== undefined && { maxRequestsPerSecond: r.max_requests_per_second }),
+    ...(r.mode === 'shadow' && { shadow: true as const }),
   }));
   const u = config.unmatched;
   const unmatched: RouteTable['unmatched'] =

@@ -49,6 +49,8 @@ const route = z
       })
       .optional(),
     max_requests_per_second: z.number().int().min(1).max(1_000_000).optional(),
+    // shadow: decide and record as if enforcing, but allow, so pricing can be watched before it is enforced.
+    mode: z.enum(['enforce', 'shadow']).default('enforce'),
   })
   .strict()
   .refine((r) => r.max_requests_per_second === undefined || (r.uses ?? 1) !== 1, {

@@ -55,6 +55,7 @@ export function createGate(engine: Engine, metrics: Metrics, logger: Logger): Ga
           challenge_payment_hash:
             decision.kind === 'deny' ? prefix(decision.challenge?.paymentHash) : undefined,
           detail: decision.kind === 'deny' ? decision.detail : undefined,
+          would_deny: decision.kind === 'allow' ? decision.wouldDeny : undefined,
           duration_ms: Math.round(seconds * 1e6) / 1e3,
           request_id: requestId,
         },

@@ -85,6 +85,12 @@ export function createMetrics(): Metrics {
     buckets: [1, 2, 4, 9, 19, 49, 99, 199, 499, 999, 9999],
     registers,
   });
+  const shadowDenials = new Counter({
+    name: 'plannt_shadow_would_deny_total',
+    help: 'Requests on shadow routes that enforcing would have denied (they were allowed), by reason and service.',
+    labelNames: ['reason', 'service'],
+    registers,
+  });
   const duration = new Histogram({
     name: 'plannt_check_duration_seconds',
     help: 'Time to decide a check: verify (a credential was presented), challenge (none was) or none (free/unmatched).',
@@ -141,6 +147,7 @@ export function createMetrics(): Metrics {
             remainingAtFirstUse.observe({ service }, decision.remaining);
           if (kind === 'bundle' && decision.remaining === 0) exhausted.inc({ service, kind });
         }
+        if (decision.wouldDeny) shadowDenials.inc({ reason: decision.wouldDeny, service });
         return;
       }
       if (decision.challenge) challenges.inc({ service });

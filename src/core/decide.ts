@@ -59,6 +59,12 @@ export interface GateRequest extends RequestTarget {
 
 /** Never rejects for a decision: every failure of a dependency becomes a deny with a reason. */
 export async function decide(req: GateRequest, engine: Engine): Promise<Decision> {
+  const decision = await enforce(req, engine);
+  if (decision.kind === 'allow' || !decision.route?.shadow) return decision;
+  return { kind: 'allow', reason: 'shadow', route: decision.route, wouldDeny: decision.reason };
+}
+
+async function enforce(req: GateRequest, engine: Engine): Promise<Decision> {
   const resolution = resolveRoute(engine.routes, req);
   if (resolution.kind === 'invalid')
     return { kind: 'deny', reason: 'invalid_route_config', detail: resolution.detail };
@@ -152,6 +158,8 @@ async function challengeOrUnavailable(
   engine: Engine,
   detail?: string,
 ): Promise<Decision> {
+  // A shadow route's client never sees the challenge: creating an invoice for it would only load LND.
+  if (route.shadow) return { kind: 'deny', reason, route, ...(detail && { detail }) };
   const challenge = await tryChallenge(route, req, engine);
   if ('macaroon' in challenge) return { kind: 'deny', reason, route, challenge, ...(detail && { detail }) };
   const why = reason === 'payment_required' ? challenge.detail : `${reason}; ${challenge.detail}`;

@@ -29,6 +29,8 @@ export type Decision =
       used?: number;
       /** Uses left after this one. */
       remaining?: Uses;
+      /** On a shadow route: the denial enforcing would have answered. */
+      wouldDeny?: DenialReason;
     }
   | {
       kind: 'deny';

@@ -49,5 +49,5 @@ export const DENIALS = {
 
 export type DenialReason = keyof typeof DENIALS;
 
-export const ALLOW_REASONS = ['paid', 'free', 'unmatched_allowed'] as const;
+export const ALLOW_REASONS = ['paid', 'free', 'unmatched_allowed', 'shadow'] as const;
 export type AllowReason = (typeof ALLOW_REASONS)[number];

@@ -16,6 +16,8 @@ export interface PricedRoute {
   uses?: Uses;
   /** Per token; absent = no bound. */
   maxRequestsPerSecond?: number;
+  /** Decided and recorded as if enforced, then allowed: pricing watched before it is enforced. */
+  shadow?: true;
 }
 
 export type PathMatch = { prefix: string } | { exact: string } | { regex: RegExp };
@@ -58,7 +60,9 @@ export const CONTEXT_KEYS = {
   route: 'plannt.route',
   uses: 'plannt.uses',
   maxRequestsPerSecond: 'plannt.max_requests_per_second',
+  mode: 'plannt.mode',
 } as const;
+const MODES = ['enforce', 'shadow'];
 
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export const ROUTE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
@@ -77,13 +81,15 @@ export function resolveRoute(table: RouteTable, target: RequestTarget): Resoluti
   const routeId = ext[CONTEXT_KEYS.route];
   const uses = ext[CONTEXT_KEYS.uses];
   const rps = ext[CONTEXT_KEYS.maxRequestsPerSecond];
+  const mode = ext[CONTEXT_KEYS.mode];
 
   if (
     price === undefined &&
     service === undefined &&
     routeId === undefined &&
     uses === undefined &&
-    rps === undefined
+    rps === undefined &&
+    mode === undefined
   ) {
     if (base) return { kind: 'route', route: base };
     return { kind: 'unmatched', action: table.unmatched.action === 'allow' ? 'allow' : 'deny' };
@@ -98,6 +104,8 @@ export function resolveRoute(table: RouteTable, target: RequestTarget): Resoluti
     return invalid(`${CONTEXT_KEYS.uses} is not a positive whole number or "${UNLIMITED}"`);
   if (rps !== undefined && !COUNT_PATTERN.test(rps))
     return invalid(`${CONTEXT_KEYS.maxRequestsPerSecond} is not a positive whole number`);
+  if (mode !== undefined && !MODES.includes(mode))
+    return invalid(`${CONTEXT_KEYS.mode} is not enforce or shadow`);
 
   const resolvedService = service ?? base?.service;
   const resolvedPrice = price !== undefined ? Number(price) : base?.priceSats;
@@ -118,6 +126,7 @@ export function resolveRoute(table: RouteTable, target: RequestTarget): Resoluti
       ...(base?.capability !== undefined && { capability: base.capability }),
       ...(resolvedUses !== undefined && { uses: resolvedUses }),
       ...(resolvedRps !== undefined && { maxRequestsPerSecond: resolvedRps }),
+      ...((mode ?? (base?.shadow ? 'shadow' : 'enforce')) === 'shadow' && { shadow: true as const }),
     },
   };
 }

@@ -54,7 +54,8 @@ async function route(req: IncomingMessage, res: ServerResponse, options: AdminOp
   }
   if (req.method === 'GET' && path === '/healthz') return send(res, 200, { status: 'alive' });
   if (req.method === 'GET' && path === '/readyz') {
-    const ready = options.readiness.isReady() && !options.isDraining();
+    // Dependency outages are reported, not enforced: the pod serves what needs no such dependency.
+    const ready = !options.isDraining();
     return send(res, ready ? 200 : 503, {
       status: ready ? 'ready' : 'not_ready',
       draining: options.isDraining(),

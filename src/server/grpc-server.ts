@@ -8,7 +8,6 @@ import { AuthorizationService, HealthService } from '../envoy/protos';
 import type { Gate } from '../gate';
 import type { Logger } from '../logger';
 import { type CheckRequest, fromCheckRequest, toCheckResponse } from './envoy-grpc';
-import type { Readiness } from './readiness';
 
 /** Used when a caller sets no deadline; the invoice timeout still bounds the work. */
 const NO_DEADLINE_MS = 30_000;
@@ -18,7 +17,6 @@ const NOT_SERVING = 'NOT_SERVING';
 export interface GrpcServerOptions {
   gate: Gate;
   render: RenderOptions;
-  readiness: Readiness;
   logger: Logger;
   maxConnectionAgeMs?: number;
   /** Trusted x-forwarded-for hops for the client address (see fromCheckRequest); 0 by default. */
@@ -49,10 +47,8 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
   });
   let draining = false;
   const watchers = new Set<grpc.ServerWritableStream<unknown, unknown>>();
-  const servingStatus = () => (!draining && options.readiness.isReady() ? SERVING : NOT_SERVING);
-  options.readiness.onChange(() => {
-    for (const w of watchers) w.write({ status: servingStatus() });
-  });
+  // Dependency outages do not make the pod unready (server/readiness.ts): only draining does.
+  const servingStatus = () => (draining ? NOT_SERVING : SERVING);
 
   server.addService(AuthorizationService, {
     Check(call: grpc.ServerUnaryCall<CheckRequest, object>, callback: grpc.sendUnaryData<object>) {

@@ -1,20 +1,22 @@
 /**
- * Readiness from background probes of each dependency, so /readyz and gRPC health answer from memory and
+ * Each dependency's health from background probes, so /readyz, the metrics and the logs answer from memory and
  * reflect reality within one probe interval. Probes never run on the check path.
+ *
+ * No dependency decides whether the pod is ready. Every replica shares the same LND and Redis, so an outage
+ * that took pods out of service would take all of them out at once, and with them the requests that need
+ * neither: paid requests need no LND, free routes need nothing. A pod is unready only while it drains.
  */
 export interface Probe {
   name: string;
   probe(): Promise<void>;
-  /** A failing non-critical dependency is reported (status, metric) but keeps the pod ready. */
-  critical: boolean;
 }
 
 export interface Readiness {
-  isReady(): boolean;
   status(): Record<string, boolean>;
   /** Runs every probe once now; resolves when all have answered. */
   refresh(): Promise<void>;
-  onChange(listener: (ready: boolean) => void): void;
+  /** Called with the dependency's name and state whenever a probe's answer differs from the last one. */
+  onChange(listener: (name: string, ok: boolean) => void): void;
   stop(): void;
 }
 
@@ -23,24 +25,22 @@ export function startReadiness(
   intervalMs: number,
   report: (name: string, ok: boolean) => void,
 ): Readiness {
-  const state = new Map(probes.map((p) => [p.name, false]));
-  const listeners: ((ready: boolean) => void)[] = [];
-  const isReady = () => probes.every((p) => !p.critical || state.get(p.name));
+  const state = new Map<string, boolean>();
+  const listeners: ((name: string, ok: boolean) => void)[] = [];
 
   const refresh = async () => {
-    const before = isReady();
     await Promise.all(
       probes.map(async (p) => {
         const ok = await p.probe().then(
           () => true,
           () => false,
         );
+        const before = state.get(p.name);
         state.set(p.name, ok);
         report(p.name, ok);
+        if (before !== undefined && before !== ok) for (const listener of listeners) listener(p.name, ok);
       }),
     );
-    const after = isReady();
-    if (after !== before) for (const listener of listeners) listener(after);
   };
 
   let running = false;
@@ -54,7 +54,6 @@ export function startReadiness(
   timer.unref();
 
   return {
-    isReady,
     status: () => Object.fromEntries(state),
     refresh,
     onChange: (listener) => listeners.push(listener),

@@ -12,7 +12,7 @@ import {
   parseCheckResponse,
 } from '../support/envoy-client';
 import { type FakeLnd, type FakeLndInvoice, startFakeLnd } from '../support/fake-lnd';
-import { metricValue, type Plannt, sleep, startPlannt, waitFor } from '../support/plannt';
+import { dependencyUp, metricValue, type Plannt, sleep, startPlannt, waitFor } from '../support/plannt';
 
 const FORECAST = { method: 'GET', host: 'api.example.com', path: '/v1/forecast?city=porto' };
 const TIMEOUT_MS = 500;
@@ -205,23 +205,31 @@ describe('L402 gate with an LND invoice backend', () => {
     expect(outcome).toEqual({ allowed: false, status: 503, error: 'invoice_backend_unavailable' });
   });
 
-  it('flips /readyz and gRPC health to not ready while LND is down, and back when it returns', async () => {
+  it('stays in service while LND is down: free and paid requests are served, the outage is reported', async () => {
+    const paid = await buy();
     fake.setDown(true);
-    const down = await waitFor(async () => (await plannt.admin('/readyz')).status === 503, 3000);
-    expect(down).toBe(true);
-    const notReady = (await plannt.admin('/readyz')).json();
-    expect(notReady).toMatchObject({
-      status: 'not_ready',
+    const lndUp = () => dependencyUp(plannt, 'invoice_backend:lnd');
+    expect(await waitFor(async () => (await lndUp()) === false, 3000)).toBe(true);
+    const ready = await plannt.admin('/readyz');
+    expect(ready.status).toBe(200);
+    expect(ready.json()).toMatchObject({
+      status: 'ready',
       dependencies: { 'invoice_backend:lnd': false, 'spent_set:memory': true },
     });
-    expect(await healthCheck(health)).toBe('NOT_SERVING');
+    expect(await healthCheck(health)).toBe('SERVING');
     expect(
       metricValue(await plannt.metrics(), 'plannt_dependency_ready', { dependency: 'invoice_backend:lnd' }),
     ).toBe(0);
+    expect((await plannt.check({ method: 'GET', host: 'api.example.com', path: '/status' })).allowed).toBe(
+      true,
+    );
+    expect(
+      (await plannt.check({ ...FORECAST, headers: { authorization: paid.authorization } })).allowed,
+    ).toBe(true);
+    expectUnavailable(await plannt.check(FORECAST));
 
     fake.setDown(false);
-    const up = await waitFor(async () => (await plannt.admin('/readyz')).status === 200, 3000);
-    expect(up).toBe(true);
+    expect(await waitFor(async () => (await lndUp()) === true, 3000)).toBe(true);
     expect(await healthCheck(health)).toBe('SERVING');
   });
 
@@ -234,8 +242,10 @@ describe('L402 gate with an LND invoice backend', () => {
       await refused?.stop();
     });
 
-    it('starts not ready and answers a challenge with 503, creating no invoice', async () => {
-      expect((await refused.admin('/readyz')).status).toBe(503);
+    it('starts reporting LND as down and answers a challenge with 503, creating no invoice', async () => {
+      const ready = await refused.admin('/readyz');
+      expect(ready.status).toBe(200);
+      expect(await dependencyUp(refused, 'invoice_backend:lnd')).toBe(false);
       const before = fake.invoices.length;
       expectUnavailable(await refused.check(FORECAST));
       expect(fake.invoices).toHaveLength(before);

@@ -7,6 +7,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { type CheckResult, healthCheck, healthClient } from '../support/envoy-client';
 import {
   deleteRedisKeys,
+  dependencyUp,
   metricValue,
   type Plannt,
   sleep,
@@ -84,14 +85,18 @@ describe('spent-set on an unreachable Redis with on_error fail_closed', () => {
     expect(res.body.error).toBe('preimage_mismatch');
   });
 
-  it('reports not ready on /readyz and NOT_SERVING on gRPC health', async () => {
+  it('stays in service, reporting Redis as down: free requests and challenges need no Redis', async () => {
     const ready = await plannt.admin('/readyz');
-    expect(ready.status).toBe(503);
+    expect(ready.status).toBe(200);
     expect(ready.json()).toMatchObject({
-      status: 'not_ready',
+      status: 'ready',
       dependencies: { 'invoice_backend:dev': true, 'spent_set:redis': false },
     });
-    expect(await healthCheck(health)).toBe('NOT_SERVING');
+    expect(await healthCheck(health)).toBe('SERVING');
+    expect((await plannt.check({ method: 'GET', host: 'api.example.com', path: '/status' })).allowed).toBe(
+      true,
+    );
+    expect((await plannt.check(FORECAST)).status).toBe(402);
     expect((await plannt.admin('/healthz')).status).toBe(200);
   });
 });
@@ -207,22 +212,24 @@ describe('a Redis outage that ends, with on_error fail_closed', () => {
     plannt = await startPlannt(redisSpentSet(proxy.url, 'fail_closed'), { readinessIntervalMs: 200 });
   });
 
+  const redisUp = () => dependencyUp(plannt, 'spent_set:redis');
+
   afterAll(async () => {
     await plannt?.stop();
     await proxy?.close();
   });
 
   it('does not burn a token refused during the outage: it is allowed once Redis is back', async () => {
-    expect((await plannt.admin('/readyz')).status).toBe(200);
+    expect(await redisUp()).toBe(true);
     const paid = await plannt.buy(FORECAST);
     const headers = { authorization: paid.authorization };
 
     proxy.setUp(false);
-    expect(await waitFor(async () => (await plannt.admin('/readyz')).status === 503, 3000)).toBe(true);
+    expect(await waitFor(async () => (await redisUp()) === false, 3000)).toBe(true);
     expectSpentSetUnavailable(await plannt.check({ ...FORECAST, headers }));
 
     proxy.setUp(true);
-    expect(await waitFor(async () => (await plannt.admin('/readyz')).status === 200, 5000)).toBe(true);
+    expect(await waitFor(async () => (await redisUp()) === true, 5000)).toBe(true);
     const allowed = await plannt.check({ ...FORECAST, headers });
     expect(allowed.allowed).toBe(true);
     const replay = await plannt.check({ ...FORECAST, headers });
@@ -231,7 +238,7 @@ describe('a Redis outage that ends, with on_error fail_closed', () => {
 
   it('does not burn a token whose spend timed out: the 503 says retry, so the retry must be served', async () => {
     proxy.setUp(true);
-    expect(await waitFor(async () => (await plannt.admin('/readyz')).status === 200, 5000)).toBe(true);
+    expect(await waitFor(async () => (await redisUp()) === true, 5000)).toBe(true);
     const paid = await plannt.buy(FORECAST);
     const headers = { authorization: paid.authorization };
 

@@ -10,7 +10,15 @@ import type * as grpc from '@grpc/grpc-js';
 import { keyring } from '../../src/l402/keys';
 import { mintMacaroon } from '../../src/l402/mint';
 import { authorizationClient, check } from '../support/envoy-client';
-import { metricValue, type Plannt, randomRootKey, sleep, startPlannt, waitFor } from '../support/plannt';
+import {
+  dependencyUp,
+  metricValue,
+  type Plannt,
+  randomRootKey,
+  sleep,
+  startPlannt,
+  waitFor,
+} from '../support/plannt';
 import { type RedisServer, startRedisServer } from '../support/redis-server';
 
 const FORECAST = { method: 'GET', host: 'api.example.com', path: '/v1/forecast?city=sines' };
@@ -100,7 +108,7 @@ function startLoad(clients: grpc.Client[], mint: () => Token) {
   };
 }
 
-const readyStatus = async (p: Plannt) => (await p.admin('/readyz')).status;
+const redisUp = (p: Plannt) => dependencyUp(p, 'spent_set:redis');
 
 describe.each([
   { mode: 'fail_closed', replicas: 2 },
@@ -143,14 +151,12 @@ describe.each([
 
       const killedAt = Date.now();
       await redis.kill();
-      if (mode === 'fail_closed') {
-        // Readiness flips on every replica within a few probe intervals.
-        const notReady = await waitFor(
-          async () => (await Promise.all(plannts.map(readyStatus))).every((s) => s === 503),
-          3000,
-        );
-        expect(notReady).toBe(true);
-      }
+      // Every replica reports the outage within a few probe intervals, and stays in service.
+      const reported = await waitFor(
+        async () => (await Promise.all(plannts.map(redisUp))).every((up) => up === false),
+        3000,
+      );
+      expect(reported).toBe(true);
       expect(
         await waitFor(async () => load.outcomes.filter((o) => o.sent > killedAt).length >= 30, 10_000),
       ).toBe(true);
@@ -163,10 +169,7 @@ describe.each([
       const firstAllow = load.outcomes.find((o) => o.at > upAt && o.kind === 'allow') as Outcome;
       const recoveryMs = firstAllow.at - upAt;
       expect(
-        await waitFor(
-          async () => (await Promise.all(plannts.map(readyStatus))).every((s) => s === 200),
-          3000,
-        ),
+        await waitFor(async () => (await Promise.all(plannts.map(redisUp))).every((up) => up === true), 3000),
       ).toBe(true);
       await sleep(500);
       await load.stop();

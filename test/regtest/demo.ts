@@ -143,7 +143,7 @@ async function main(): Promise<void> {
       ),
       { env: { NODE_ENV: 'production' }, logger: createLogger('warn') },
     );
-    if (!app.readiness.isReady()) {
+    if (Object.values(app.readiness.status()).includes(false)) {
       throw new Error(
         `Plannt is not ready: ${JSON.stringify(app.readiness.status())} (is Redis up at ${REDIS_URL}?)`,
       );

@@ -242,3 +242,11 @@ export async function waitFor(
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** A dependency's state as /readyz reports it (true: its last probe answered). */
+export async function dependencyUp(plannt: Plannt, name: string): Promise<boolean | undefined> {
+  const { dependencies } = (await plannt.admin('/readyz')).json() as {
+    dependencies?: Record<string, boolean>;
+  };
+  return dependencies?.[name];
+}

@@ -47,9 +47,16 @@ function fullExample(): Record<string, unknown> {
         capability: 'gen',
         token_lifetime_seconds: 7200,
         invoice_expiry_seconds: 300,
+        mode: 'enforce',
       },
-      { id: 'item', service: 'inference', price_sats: 2, path: { regex: '^/v1/items/\\d+$' } },
-      { id: 'status', service: 'public', price_sats: 0, path: { exact: '/status' } },
+      {
+        id: 'item',
+        service: 'inference',
+        price_sats: 2,
+        path: { regex: '^/v1/items/\\d+$' },
+        mode: 'shadow',
+      },
+      { id: 'status', service: 'public', price_sats: 0, path: { exact: '/status' }, mode: 'enforce' },
     ],
     unmatched: { action: 'price', service: 'inference', price_sats: 1 },
     defaults: { token_lifetime_seconds: 1800, invoice_expiry_seconds: 120 },
@@ -206,6 +213,12 @@ describe('root keys', () => {
 });
 
 describe('routes', () => {
+  it('takes mode enforce (the default) or shadow, and names a bad one', () => {
+    expect(parseConfig(withRoutes([route('a')]), {}).routes[0]?.mode).toBe('enforce');
+    expect(parseConfig(withRoutes([route('a', { mode: 'shadow' })]), {}).routes[0]?.mode).toBe('shadow');
+    expect(configError(withRoutes([route('a', { mode: 'loud' })]))).toMatch(/routes\.0\.mode/);
+  });
+
   it('rejects duplicate route ids', () => {
     expect(configError(withRoutes([route('a'), route('b'), route('a')]))).toMatch(
       /routes: route ids must be unique/,

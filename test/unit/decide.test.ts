@@ -707,3 +707,47 @@ describe('credential forms real clients send', () => {
     challengeOf(again);
   });
 });
+
+describe('shadow routes: decided and recorded as if enforced, then allowed', () => {
+  const shadowed = (): RouteTable => ({
+    ...ROUTES,
+    rules: [rule('forecast', '/v1/forecast', 10, { shadow: true }), ...ROUTES.rules],
+  });
+
+  it('allows a request without a credential, saying it would be payment_required, and creates no invoice', async () => {
+    const h = harness({ routes: shadowed() });
+    const decision = await decide(request(h), h.engine);
+    expect(decision).toMatchObject({ kind: 'allow', reason: 'shadow', wouldDeny: 'payment_required' });
+    expect(h.invoiceCalls).toHaveLength(0);
+  });
+
+  it('serves a paid token as paid (spent once), and allows its replay saying it would be token_spent', async () => {
+    const enforcing = harness();
+    const authorization = await buy(enforcing);
+    const h = harness({ routes: shadowed() });
+    expect(await decide(request(h, { authorization }), h.engine)).toMatchObject({
+      kind: 'allow',
+      reason: 'paid',
+    });
+    expect(await decide(request(h, { authorization }), h.engine)).toMatchObject({
+      kind: 'allow',
+      reason: 'shadow',
+      wouldDeny: 'token_spent',
+    });
+    expect(h.spendCalls).toHaveLength(2);
+  });
+
+  it('is set per request by the plannt.mode context extension too, and a bad value is invalid_route_config', async () => {
+    const h = harness();
+    const shadow = await decide(request(h, { contextExtensions: { 'plannt.mode': 'shadow' } }), h.engine);
+    expect(shadow).toMatchObject({ kind: 'allow', reason: 'shadow', wouldDeny: 'payment_required' });
+    const bad = await decide(request(h, { contextExtensions: { 'plannt.mode': 'loud' } }), h.engine);
+    expect(bad).toMatchObject({ kind: 'deny', reason: 'invalid_route_config' });
+  });
+
+  it('renders the allow as an unpaid one: no x-plannt-* payment headers reach the upstream', async () => {
+    const h = harness({ routes: shadowed() });
+    const answer = render(await decide(request(h), h.engine), { stripAuthorization: true });
+    expect(answer).toMatchObject({ allowed: true, upstreamHeaders: [] });
+  });
+});

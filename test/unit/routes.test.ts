@@ -168,6 +168,7 @@ describe('context_extensions override the table', () => {
       route: 'plannt.route',
       uses: 'plannt.uses',
       maxRequestsPerSecond: 'plannt.max_requests_per_second',
+      mode: 'plannt.mode',
     });
   });
 
