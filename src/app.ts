@@ -206,6 +206,7 @@ function createSpentSet(config: Config, metrics: Metrics): SpentSet {
   if (s.on_error === 'fail_closed') return shared;
   return withLocalFallback(shared, memorySpentSet(s.max_entries, 'local'), () => metrics.spentSetFallback(), {
     maxPending: s.max_entries,
+    onPending: (tokens) => metrics.writeBackPending(tokens),
   });
 }
 

@@ -9,6 +9,8 @@ export interface Metrics {
   recordDecision(decision: Decision, path: CheckPath, seconds: number): void;
   backendError(backend: string): void;
   spentSetFallback(): void;
+  /** Tokens whose local_fallback uses wait to be written back to the shared spent-set. */
+  writeBackPending(tokens: number): void;
   /** An invoice was paid (the backend's settlement stream), whether or not its token is ever used. */
   invoiceSettled(service: string, sats: number, route?: string): void;
   setReady(dependency: string, ready: boolean): void;
@@ -104,6 +106,11 @@ export function createMetrics(): Metrics {
     labelNames: ['backend'],
     registers,
   });
+  const pendingWriteBack = new Gauge({
+    name: 'plannt_spent_set_writeback_pending',
+    help: 'Tokens with uses counted in pod memory (local_fallback) that Redis has not been told of yet.',
+    registers,
+  });
   const fallbacks = new Counter({
     name: 'plannt_spent_set_fallbacks_total',
     help: 'Spends recorded in local memory because the shared spent-set was unavailable (local_fallback).',
@@ -155,6 +162,7 @@ export function createMetrics(): Metrics {
     },
     backendError: (backend) => backendErrors.inc({ backend }),
     spentSetFallback: () => fallbacks.inc(),
+    writeBackPending: (tokens) => pendingWriteBack.set(tokens),
     invoiceSettled(service, sats, route) {
       settledInvoices.inc({ service });
       settledSats.inc({ service }, sats);

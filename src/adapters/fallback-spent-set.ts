@@ -29,6 +29,8 @@ export interface FallbackOptions {
   /** Tokens with uses waiting to be written back; a new one beyond it fails closed. */
   maxPending?: number;
   nowMs?: () => number;
+  /** Told the number of tokens waiting to be written back whenever it changes (a metric). */
+  onPending?: (tokens: number) => void;
 }
 
 export function withLocalFallback(
@@ -37,7 +39,7 @@ export function withLocalFallback(
   onFallback: () => void,
   options: FallbackOptions = {},
 ): SpentSet {
-  const { recentCapacity = 100_000, maxPending = 100_000, nowMs = Date.now } = options;
+  const { recentCapacity = 100_000, maxPending = 100_000, nowMs = Date.now, onPending = () => {} } = options;
   // Only a shortcut (the shared set holds the truth), so unlike `local` it may evict: bounded memory.
   const recent = new LRUCache<string, number>({ max: recentCapacity, ttlAutopurge: false });
   const pending = new Map<string, Pending>();
@@ -64,6 +66,7 @@ export function withLocalFallback(
     if (entry.uses > 0 && ttlMs > 0) return;
     pending.delete(key);
     local.forget(entry.paymentHash);
+    onPending(pending.size);
   }
 
   async function flushAll(): Promise<void> {
@@ -96,6 +99,7 @@ export function withLocalFallback(
     if (!entry) {
       entry = { paymentHash, uses: 0, expiresAt: nowMs() + use.ttlMs };
       pending.set(key, entry);
+      onPending(pending.size);
     }
     entry.uses += 1;
     return { ok: true, used: known + result.used };
