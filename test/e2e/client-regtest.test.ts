@@ -68,7 +68,9 @@ describe('l402Fetch pays a real invoice with the lnd wallet (regtest)', () => {
 
   it('buys a 5-use bundle once, makes 5 paid requests on that one payment, and re-buys on the 6th', async () => {
     // Envoy's per-route config sells this route as 5-use bundles at the route's price.
-    const bundles = await startExtAuthzProxy(plannt.client, upstream.url, { context: { 'plannt.uses': '5' } });
+    const bundles = await startExtAuthzProxy(plannt.client, upstream.url, {
+      context: { 'plannt.uses': '5' },
+    });
     try {
       const client = createL402Client({ wallet, budget: { maxPerRequestSats: 20, maxTotalSats: 100 } });
       const left: (string | null)[] = [];
