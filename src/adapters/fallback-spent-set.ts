@@ -46,13 +46,14 @@ export function withLocalFallback(
   let flushingAll = false;
 
   /** Writes a token's local uses to the shared set, one counted use each, whatever its limit: they happened. */
-  async function flush(key: string, entry: Pending, timeoutMs?: number): Promise<void> {
+  async function flush(key: string, entry: Pending, until?: number): Promise<void> {
     while (entry.flushing) await entry.flushing;
     const ttlMs = entry.expiresAt - nowMs();
     if (entry.uses > 0 && ttlMs > 0) {
       entry.flushing = (async () => {
         try {
           while (entry.uses > 0) {
+            const timeoutMs = until === undefined ? undefined : Math.max(1, until - Date.now());
             const result = await shared.consume(entry.paymentHash, { limit: 'unlimited', ttlMs }, timeoutMs);
             entry.uses -= 1;
             if (result.ok) recent.set(key, result.used, { ttl: ttlMs });
@@ -109,12 +110,15 @@ export function withLocalFallback(
     name: shared.name,
     async consume(paymentHash, use, timeoutMs) {
       const key = paymentHash.toString('hex');
+      // Writing back and counting share the caller's deadline: answering after it would be a gRPC error.
+      const until = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+      const left = () => (until === undefined ? undefined : Math.max(1, until - Date.now()));
       let result: Consumption;
       try {
         // This pod's own outage uses first, or the shared count would not include them.
         const entry = pending.get(key);
-        if (entry) await flush(key, entry, timeoutMs);
-        result = await shared.consume(paymentHash, use, timeoutMs);
+        if (entry) await flush(key, entry, until);
+        result = await shared.consume(paymentHash, use, left());
       } catch (err) {
         if (!(err instanceof DependencyUnavailable)) throw err;
         return consumeLocally(key, paymentHash, use);
