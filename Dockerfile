@@ -5,10 +5,18 @@
 # Not built in this repository's CI: its machine has no container engine. test/deploy/image-layout.test.ts
 # runs the final stage's file layout, as this file lists it, the way the chart's Deployment starts it.
 
-ARG NODE_VERSION=20
+# Node.js 24 LTS, the supported runtime (package.json engines). Pin both images by digest for a reproducible
+# build:
+#   docker build --build-arg NODE_IMAGE=node:24-bookworm-slim@sha256:<digest> \
+#     --build-arg RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot@sha256:<digest> -t plannt:0.1.0 .
+# with the digests from `docker buildx imagetools inspect <image>`. The defaults carry no digest because none
+# could be read where this file was written: that machine has no container engine and no access to Docker Hub
+# or gcr.io. Record them here (image:tag@sha256:…) from a machine that has.
+ARG NODE_IMAGE=node:24-bookworm-slim
+ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot
 
 # Compile TypeScript (needs the dev dependencies).
-FROM node:${NODE_VERSION}-bookworm-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -17,13 +25,13 @@ COPY src ./src
 RUN npx tsc -p tsconfig.json
 
 # Production dependencies only.
-FROM node:${NODE_VERSION}-bookworm-slim AS deps
+FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
-# Runtime: distroless Node.js, no shell, no package manager.
-FROM gcr.io/distroless/nodejs${NODE_VERSION}-debian12:nonroot AS runtime
+# Runtime: distroless Node.js 24, no shell, no package manager.
+FROM ${RUNTIME_IMAGE} AS runtime
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=deps /app/node_modules ./node_modules

@@ -14,6 +14,7 @@
  * closed loops of C calls in flight, raw and Plannt alternating by phase. Plannt's own decision time comes
  * from its plannt_check_duration_seconds histogram.
  */
+import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type * as grpc from '@grpc/grpc-js';
 import { authenticatedLndGrpc, createInvoice } from 'ln-service';
@@ -132,7 +133,8 @@ async function main(): Promise<void> {
     parseConfig(
       {
         listen: { grpc: '127.0.0.1:0', admin: '127.0.0.1:0', http: '127.0.0.1:0' },
-        root_keys: [{ id: 1, key: 'ab'.repeat(32) }],
+        drain_seconds: 0,
+        root_keys: [{ id: 1, key: randomBytes(32).toString('hex') }],
         current_key_id: 1,
         backend: {
           kind: 'lnd',

@@ -54,6 +54,7 @@ async function start(cmd: Extract<ServerCommand, { type: 'start' }>): Promise<nu
       })),
     ],
     unmatched: { action: 'deny' },
+    drain_seconds: 0,
     shutdown_grace_ms: 2000,
     log_level: cmd.logLevel ?? 'silent',
   });

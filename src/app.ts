@@ -30,6 +30,11 @@ export interface App {
   httpPort: number;
   metrics: Metrics;
   readiness: Readiness;
+  /**
+   * Applies a new configuration's routes, prices and root keys at once, without a restart; the checks in
+   * flight finish on the old ones. Returns the changed settings that only a restart applies.
+   */
+  reload(config: Config): string[];
   /** Graceful stop: refuse new checks, finish in-flight ones, close Redis and LND. */
   stop(): Promise<void>;
 }
@@ -50,10 +55,7 @@ export async function startApp(
   const spentSet = createSpentSet(config, metrics);
   const engine: Engine = {
     routes: routeTable(config),
-    keys: keyring(
-      config.root_keys.map((k) => ({ id: k.id, secret: Buffer.from(k.key, 'hex') })),
-      config.current_key_id,
-    ),
+    keys: keyringOf(config),
     invoices,
     spentSet,
     limits: {
@@ -71,9 +73,9 @@ export async function startApp(
   };
   const gate = createGate(engine, metrics, logger);
   // Payments are counted when they settle, not when (or if) their token is used.
-  const services = pricedServices(engine.routes);
-  const routeIds = new Set(engine.routes.rules.map((r) => r.id));
-  if (engine.routes.unmatched.action === 'price') routeIds.add(engine.routes.unmatched.route.id);
+  let services = pricedServices(engine.routes);
+  let routeIds = pricedRoutes(engine.routes);
+  metrics.initialize(services, [invoices.name, spentSet.name]);
   const stopWatching = invoices.watchSettlements?.((settled) =>
     metrics.invoiceSettled(
       serviceOfMemo(settled.memo, services),
@@ -102,30 +104,66 @@ export async function startApp(
   const [grpcHost, grpcPort] = splitHostPort(config.listen.grpc);
   const [adminHost, adminPort] = splitHostPort(config.listen.admin);
   const [httpHost, httpPort] = splitHostPort(config.listen.http);
-  const grpc: GrpcServer = await startGrpcServer(`${grpcHost}:${grpcPort}`, {
-    gate,
-    render: { stripAuthorization: config.upstream.strip_authorization },
-    logger,
-    trustedHops: config.client_address.trusted_hops,
-    ...(tls && { tls }),
-  });
-  const http: HttpAuthzServer = await startHttpAuthzServer(httpHost, httpPort, {
-    gate,
-    render: { stripAuthorization: config.upstream.strip_authorization },
-    logger,
-    pathPrefix: config.http_authz.path_prefix,
-    defaultTimeoutMs: config.http_authz.timeout_ms,
-    trustedHops: config.client_address.trusted_hops,
-    // Room for the largest Authorization header Plannt accepts plus ordinary request headers.
-    maxHeaderBytes: Math.max(16 * 1024, config.limits.max_authorization_bytes + 8 * 1024),
-    ...(tls && { tls }),
-  });
-  const admin: AdminServer = await startAdminServer(adminHost, adminPort, {
-    metrics,
-    readiness,
-    isDraining: () => draining,
-    ...(invoices.name === 'dev' && { devBackend: invoices as DevInvoiceBackend }),
-  });
+  // A port that cannot be bound is a configuration problem: name the field, and close what already listens.
+  const opened: (() => Promise<void>)[] = [];
+  const listen = async <T>(
+    field: keyof Config['listen'],
+    start: () => Promise<T>,
+    close: (t: T) => Promise<void>,
+  ) => {
+    try {
+      const server = await start();
+      opened.push(() => close(server));
+      return server;
+    } catch (err) {
+      readiness.stop();
+      await Promise.all(opened.map((c) => c()));
+      await Promise.all([invoices.close(), spentSet.close()]);
+      throw new ConfigError(
+        `listen.${field}: cannot listen on ${config.listen[field]}: ${(err as Error).message}`,
+      );
+    }
+  };
+  const grpc: GrpcServer = await listen(
+    'grpc',
+    () =>
+      startGrpcServer(`${grpcHost}:${grpcPort}`, {
+        gate,
+        render: { stripAuthorization: config.upstream.strip_authorization },
+        logger,
+        trustedHops: config.client_address.trusted_hops,
+        ...(tls && { tls }),
+      }),
+    (g) => g.shutdown(0),
+  );
+  const http: HttpAuthzServer = await listen(
+    'http',
+    () =>
+      startHttpAuthzServer(httpHost, httpPort, {
+        gate,
+        render: { stripAuthorization: config.upstream.strip_authorization },
+        logger,
+        pathPrefix: config.http_authz.path_prefix,
+        defaultTimeoutMs: config.http_authz.timeout_ms,
+        trustExpectedTimeoutHeader: config.http_authz.trust_expected_timeout_header,
+        trustedHops: config.client_address.trusted_hops,
+        // Room for the largest Authorization header Plannt accepts plus ordinary request headers.
+        maxHeaderBytes: Math.max(16 * 1024, config.limits.max_authorization_bytes + 8 * 1024),
+        ...(tls && { tls }),
+      }),
+    (h) => h.shutdown(0),
+  );
+  const admin: AdminServer = await listen(
+    'admin',
+    () =>
+      startAdminServer(adminHost, adminPort, {
+        metrics,
+        readiness,
+        isDraining: () => draining,
+        ...(invoices.name === 'dev' && { devBackend: invoices as DevInvoiceBackend }),
+      }),
+    (a) => a.close(),
+  );
   logger.info(
     {
       grpc_port: grpc.port,
@@ -138,14 +176,39 @@ export async function startApp(
     'plannt started',
   );
 
+  let running = config;
   return {
     grpcPort: grpc.port,
     adminPort: admin.port,
     httpPort: http.port,
     metrics,
     readiness,
+    reload(next) {
+      // Built before anything changes, then swapped in one synchronous step: a check sees old or new, never both.
+      const routes = routeTable(next);
+      const keys = keyringOf(next);
+      engine.routes = routes;
+      engine.keys = keys;
+      services = pricedServices(routes);
+      routeIds = pricedRoutes(routes);
+      // A service a reload adds starts at 0 too, so its first payment counts.
+      metrics.initialize(services, []);
+      const needRestart = Object.keys(next).filter(
+        (k) =>
+          !HOT_SETTINGS.has(k) &&
+          JSON.stringify(next[k as keyof Config]) !== JSON.stringify(running[k as keyof Config]),
+      );
+      running = { ...next, ...Object.fromEntries(needRestart.map((k) => [k, running[k as keyof Config]])) };
+      return needRestart;
+    },
     async stop() {
+      // Readiness fails first and the ports keep answering for drain_seconds, so Envoy's health checks and
+      // Kubernetes endpoints move traffic away before a single call is refused.
       draining = true;
+      grpc.startDraining();
+      http.startDraining();
+      logger.info({ drain_seconds: config.drain_seconds }, 'draining');
+      await new Promise((resolve) => setTimeout(resolve, config.drain_seconds * 1000));
       await Promise.all([grpc.shutdown(config.shutdown_grace_ms), http.shutdown(config.shutdown_grace_ms)]);
       readiness.stop();
       stopWatching?.();
@@ -260,10 +323,27 @@ function challengeLimits(config: Config): ChallengeLimits {
 }
 
 /** The services the settlement metrics name; any other memo is counted as `other`, keeping labels bounded. */
+/** The route ids the settlement-by-route metric names; any other memo is counted as `other`. */
+function pricedRoutes(routes: RouteTable): Set<string> {
+  const ids = new Set(routes.rules.map((r) => r.id));
+  if (routes.unmatched.action === 'price') ids.add(routes.unmatched.route.id);
+  return ids;
+}
+
 function pricedServices(routes: RouteTable): Set<string> {
   const services = new Set(routes.rules.map((r) => r.service));
   if (routes.unmatched.action === 'price') services.add(routes.unmatched.route.service);
   return services;
+}
+
+/** What reload() applies; every other setting is read once, at start. */
+const HOT_SETTINGS = new Set(['routes', 'unmatched', 'defaults', 'root_keys', 'current_key_id']);
+
+function keyringOf(config: Config) {
+  return keyring(
+    config.root_keys.map((k) => ({ id: k.id, secret: Buffer.from(k.key, 'hex') })),
+    config.current_key_id,
+  );
 }
 
 function routeTable(config: Config): RouteTable {

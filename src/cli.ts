@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { registerAgentCommands } from './agent-cli';
 import { startApp } from './app';
 import { ConfigError, loadConfigFile, parseConfig } from './config';
+import { watchConfig } from './config-reload';
 import { embeddedDefault } from './default-config';
 import { AuthorizationClient } from './envoy/protos';
 import { inspectToken } from './l402/inspect';
@@ -23,10 +24,21 @@ program
     const logger = createLogger(config.log_level);
     const app = await startApp(config, { env: process.env, logger });
     if (!opts.config) printQuickStart(app.grpcPort, app.adminPort);
+    const file = opts.config;
+    const keysFile = process.env.PLANNT_ROOT_KEYS_FILE;
+    const reloader = file
+      ? watchConfig(
+          keysFile ? [file, keysFile] : [file],
+          () => loadConfigFile(file, process.env),
+          app,
+          logger,
+        )
+      : undefined;
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
+      reloader?.stop();
       logger.info({ signal }, 'shutting down');
       app.stop().then(
         () => logger.flush(() => process.exit(0)),

@@ -3,12 +3,15 @@
  * Nothing else reads the environment. Every error names the field it is about.
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, YAMLError } from 'yaml';
 import { z } from 'zod';
 import { MAX_USES, NAME_PATTERN, ROUTE_ID_PATTERN } from './core/routes';
-import { MIN_ROOT_KEY_BYTES } from './l402/keys';
+import { MIN_ROOT_KEY_BYTES, weakKeyProblem } from './l402/keys';
 
-const hostPort = z.string().regex(/^[^\s:]*:\d{1,5}$/, 'expected host:port');
+const hostPort = z
+  .string()
+  .regex(/^[^\s:]*:\d{1,5}$/, 'expected host:port')
+  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, { message: 'port must be 0 to 65535' });
 const name = z.string().regex(NAME_PATTERN, 'lower-case letters, digits and dashes, at most 63');
 const routeId = z.string().regex(ROUTE_ID_PATTERN, 'letters, digits and . _ : / -, at most 128');
 const seconds = z.number().int().positive();
@@ -17,6 +20,10 @@ const hexKey = z
   .regex(/^[0-9a-fA-F]+$/, 'expected hex')
   .refine((s) => s.length >= MIN_ROOT_KEY_BYTES * 2 && s.length % 2 === 0, {
     message: `root keys must be at least ${MIN_ROOT_KEY_BYTES} bytes (${MIN_ROOT_KEY_BYTES * 2} hex characters)`,
+  })
+  .superRefine((s, ctx) => {
+    const problem = weakKeyProblem(Buffer.from(s, 'hex'));
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
 
 const pathMatch = z.union([
@@ -108,6 +115,8 @@ export const configSchema = z
           .regex(/^(\/[^\s?#]*[^\s?#/])?$/, 'empty, or starting with / and not ending with /')
           .default(''),
         timeout_ms: z.number().int().positive().max(600_000).default(3000),
+        // Only when nothing but Envoy can reach the port: other proxies pass a client's header through.
+        trust_expected_timeout_header: z.boolean().default(false),
       })
       .strict()
       .default({}),
@@ -187,11 +196,22 @@ export const configSchema = z
       .strict()
       .default({}),
     retry_after_seconds: z.number().int().positive().default(5),
+    drain_seconds: z.number().min(0).max(300).default(5),
     shutdown_grace_ms: z.number().int().positive().default(10_000),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .strict()
   .superRefine((c, ctx) => {
+    const listeners = Object.entries(c.listen);
+    listeners.forEach(([name, address], i) => {
+      const other = listeners.slice(0, i).find(([, earlier]) => sameSocket(earlier, address));
+      if (other)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['listen', name],
+          message: `uses the same port as listen.${other[0]}`,
+        });
+    });
     if (!c.root_keys.some((k) => k.id === c.current_key_id)) {
       ctx.addIssue({
         code: 'custom',
@@ -232,6 +252,8 @@ export class ConfigError extends Error {}
 /** Environment variables that override the file, for secrets and per-deployment values. */
 export const ENV_OVERRIDES = {
   PLANNT_ROOT_KEYS: 'root_keys as "id:hex,id:hex" (the first is current unless PLANNT_CURRENT_KEY_ID is set)',
+  PLANNT_ROOT_KEYS_FILE:
+    'a file holding PLANNT_ROOT_KEYS (a mounted Secret: re-read on reload, so keys rotate without a restart)',
   PLANNT_CURRENT_KEY_ID: 'current_key_id',
   PLANNT_BACKEND: 'backend.kind',
   PLANNT_LND_SOCKET: 'backend.lnd.socket',
@@ -239,17 +261,52 @@ export const ENV_OVERRIDES = {
   PLANNT_LND_MACAROON_BASE64: 'backend.lnd.macaroon_base64',
   PLANNT_SPENT_SET: 'spent_set.kind',
   PLANNT_REDIS_URL: 'spent_set.redis.url',
+  PLANNT_REDIS_PASSWORD: 'spent_set.redis.password (Sentinel/Cluster), kept out of the config file',
   PLANNT_LOG_LEVEL: 'log_level',
 } as const;
 
 export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = {}): Config {
-  const merged = applyEnv(structuredClone(raw ?? {}) as Record<string, unknown>, env);
-  const result = configSchema.safeParse(merged);
+  const fields = raw ?? {};
+  // The environment overrides fields of a mapping; a scalar or a list has none to override.
+  if (typeof fields !== 'object' || Array.isArray(fields))
+    throw new ConfigError('invalid configuration:\n  (root): expected a mapping of fields');
+  const merged = applyEnv(structuredClone(fields) as Record<string, unknown>, env);
+  const result = configSchema.safeParse(merged, { errorMap: withoutValues });
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   return result.data;
+}
+
+/** A field name worth quoting in an error; anything else might be a secret pasted in the wrong place. */
+// Letters and underscores only: keys, passwords and tokens almost always hold digits.
+const FIELD_NAME = /^[a-z_]{1,40}$/;
+
+/**
+ * zod quotes the received value in some messages (an enum, a literal) and every unknown key; a secret in
+ * the wrong field would be printed to stderr and collected by the log pipeline. Name the field, not the value.
+ */
+const withoutValues: z.ZodErrorMap = (issue, ctx) => {
+  if (issue.code === 'invalid_enum_value')
+    return { message: `expected one of ${issue.options.map((o) => `'${String(o)}'`).join(' | ')}` };
+  if (issue.code === 'invalid_literal') return { message: `expected ${JSON.stringify(issue.expected)}` };
+  if (issue.code === 'unrecognized_keys') {
+    const named = issue.keys.filter((k) => FIELD_NAME.test(k));
+    const unnamed = issue.keys.length - named.length;
+    const parts = [...named.map((k) => `'${k}'`), ...(unnamed ? [`${unnamed} more not shown`] : [])];
+    return { message: `unknown field(s): ${parts.join(', ')}` };
+  }
+  return { message: ctx.defaultError };
+};
+
+/** Two listen addresses that would collide: the same port on the same or a wildcard host (port 0 is free). */
+function sameSocket(a: string, b: string): boolean {
+  const [hostA, portA] = [a.slice(0, a.lastIndexOf(':')), a.slice(a.lastIndexOf(':') + 1)];
+  const [hostB, portB] = [b.slice(0, b.lastIndexOf(':')), b.slice(b.lastIndexOf(':') + 1)];
+  if (Number(portA) === 0 || Number(portA) !== Number(portB)) return false;
+  const wildcard = (h: string) => h === '' || h === '0.0.0.0' || h === '::' || h === '[::]';
+  return hostA === hostB || wildcard(hostA) || wildcard(hostB);
 }
 
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv): Config {
@@ -263,9 +320,20 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv): Config {
   try {
     raw = parseYaml(text);
   } catch (err) {
-    throw new ConfigError(`config file ${file} is not valid YAML: ${(err as Error).message}`);
+    throw new ConfigError(`config file ${file} is not valid YAML${yamlErrorPosition(err)}`);
   }
   return parseConfig(raw, env);
+}
+
+/**
+ * Where the YAML parser stopped, and why, in its own words minus the source: the parser's message quotes
+ * the offending line, which may hold a root key or a password.
+ */
+function yamlErrorPosition(err: unknown): string {
+  if (!(err instanceof YAMLError)) return ': the parser failed';
+  const at = err.linePos?.[0];
+  const where = at ? ` at line ${at.line}, column ${at.col}` : '';
+  return `${where}: ${err.code} (the text there is not shown: it may hold a secret)`;
 }
 
 function applyEnv(c: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
@@ -275,8 +343,9 @@ function applyEnv(c: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<st
     parent[key] = {};
     return parent[key] as Record<string, unknown>;
   };
-  if (env.PLANNT_ROOT_KEYS) {
-    const keys = env.PLANNT_ROOT_KEYS.split(',').map((pair) => {
+  const rootKeys = env.PLANNT_ROOT_KEYS_FILE ? readKeysFile(env.PLANNT_ROOT_KEYS_FILE) : env.PLANNT_ROOT_KEYS;
+  if (rootKeys) {
+    const keys = rootKeys.split(',').map((pair) => {
       const [id = '', key = ''] = pair.trim().split(':');
       return { id: /^\d+$/.test(id) ? Number(id) : Number.NaN, key };
     });
@@ -293,8 +362,20 @@ function applyEnv(c: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<st
   for (const [key, value] of Object.entries(lndEnv)) if (value) obj(obj(c, 'backend'), 'lnd')[key] = value;
   if (env.PLANNT_SPENT_SET) obj(c, 'spent_set').kind = env.PLANNT_SPENT_SET;
   if (env.PLANNT_REDIS_URL) obj(obj(c, 'spent_set'), 'redis').url = env.PLANNT_REDIS_URL;
+  if (env.PLANNT_REDIS_PASSWORD) obj(obj(c, 'spent_set'), 'redis').password = env.PLANNT_REDIS_PASSWORD;
   if (env.PLANNT_LOG_LEVEL) c.log_level = env.PLANNT_LOG_LEVEL;
   return c;
+}
+
+function readKeysFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    // The code only (ENOENT, EACCES): never the contents.
+    throw new ConfigError(
+      `cannot read PLANNT_ROOT_KEYS_FILE ${file}: ${(err as NodeJS.ErrnoException).code}`,
+    );
+  }
 }
 
 function isRegex(source: string): boolean {

@@ -4,11 +4,14 @@
  */
 import { decide, type Engine, type GateRequest } from './core/decide';
 import type { Decision } from './core/decision';
+import type { DenialReason } from './core/reasons';
 import type { Logger } from './logger';
 import type { CheckPath, Metrics } from './metrics';
 
 export interface Gate {
   check(request: GateRequest, requestId?: string): Promise<Decision>;
+  /** A denial an adapter reached before a request could be read (too large): recorded like any decision. */
+  refuse(reason: DenialReason, detail: string, requestId?: string): Decision;
 }
 
 const BACKEND_OF_REASON: Partial<Record<string, 'invoices' | 'spentSet'>> = {
@@ -17,6 +20,32 @@ const BACKEND_OF_REASON: Partial<Record<string, 'invoices' | 'spentSet'>> = {
 };
 
 export function createGate(engine: Engine, metrics: Metrics, logger: Logger): Gate {
+  const record = (decision: Decision, path: CheckPath, started: bigint, requestId?: string): Decision => {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    metrics.recordDecision(decision, path, seconds);
+    const backend = BACKEND_OF_REASON[decision.reason];
+    if (backend) metrics.backendError(engine[backend].name);
+    // Building the line costs more than writing it: skip both when info is off.
+    if (!logger.isLevelEnabled('info')) return decision;
+    logger.info(
+      {
+        decision: decision.kind,
+        reason: decision.reason,
+        service: decision.route?.service,
+        route: decision.route?.id,
+        payment_hash: decision.kind === 'allow' ? prefix(decision.paymentHash?.toString('hex')) : undefined,
+        challenge_payment_hash:
+          decision.kind === 'deny' ? prefix(decision.challenge?.paymentHash) : undefined,
+        detail: decision.kind === 'deny' ? decision.detail : undefined,
+        would_deny: decision.kind === 'allow' ? decision.wouldDeny : undefined,
+        duration_ms: Math.round(seconds * 1e6) / 1e3,
+        request_id: requestId,
+      },
+      'check',
+    );
+    return decision;
+  };
+
   return {
     async check(request, requestId) {
       const started = process.hrtime.bigint();
@@ -33,35 +62,16 @@ export function createGate(engine: Engine, metrics: Metrics, logger: Logger): Ga
           retryAfterSeconds: engine.retryAfterSeconds,
         };
       }
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const path: CheckPath =
         !decision.route || decision.reason === 'free'
           ? 'none'
           : request.authorization || request.macaroonHeader
             ? 'verify'
             : 'challenge';
-      metrics.recordDecision(decision, path, seconds);
-      const backend = BACKEND_OF_REASON[decision.reason];
-      if (backend) metrics.backendError(engine[backend].name);
-      // Building the line costs more than writing it: skip both when info is off.
-      if (!logger.isLevelEnabled('info')) return decision;
-      logger.info(
-        {
-          decision: decision.kind,
-          reason: decision.reason,
-          service: decision.route?.service,
-          route: decision.route?.id,
-          payment_hash: decision.kind === 'allow' ? prefix(decision.paymentHash?.toString('hex')) : undefined,
-          challenge_payment_hash:
-            decision.kind === 'deny' ? prefix(decision.challenge?.paymentHash) : undefined,
-          detail: decision.kind === 'deny' ? decision.detail : undefined,
-          would_deny: decision.kind === 'allow' ? decision.wouldDeny : undefined,
-          duration_ms: Math.round(seconds * 1e6) / 1e3,
-          request_id: requestId,
-        },
-        'check',
-      );
-      return decision;
+      return record(decision, path, started, requestId);
+    },
+    refuse(reason, detail, requestId) {
+      return record({ kind: 'deny', reason, detail }, 'none', process.hrtime.bigint(), requestId);
     },
   };
 }

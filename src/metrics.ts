@@ -14,6 +14,12 @@ export interface Metrics {
   /** An invoice was paid (the backend's settlement stream), whether or not its token is ever used. */
   invoiceSettled(service: string, sats: number, route?: string): void;
   setReady(dependency: string, ready: boolean): void;
+  /**
+   * Starts the per-service and per-backend counters at 0. A labelled counter otherwise appears at its first
+   * increment, which `increase()` cannot see: each service's first payment on each pod would be lost.
+   */
+  initialize(services: Iterable<string>, backends: Iterable<string>): void;
+  configReload(result: 'applied' | 'rejected'): void;
 }
 
 // Sub-millisecond buckets: a verify takes ~100 µs and prom-client's defaults start at 5 ms.
@@ -128,6 +134,13 @@ export function createMetrics(): Metrics {
     labelNames: ['service'],
     registers,
   });
+  const reloads = new Counter({
+    name: 'plannt_config_reloads_total',
+    help: 'Configuration reloads (SIGHUP or a changed file): applied, or rejected with the old one kept.',
+    labelNames: ['result'],
+    registers,
+  });
+  for (const result of ['applied', 'rejected']) reloads.inc({ result }, 0);
   const ready = new Gauge({
     name: 'plannt_dependency_ready',
     help: '1 when the dependency answered its last readiness probe, else 0.',
@@ -169,5 +182,14 @@ export function createMetrics(): Metrics {
       if (route !== undefined) routeSettledSats.inc({ route }, sats);
     },
     setReady: (dependency, ok) => ready.set({ dependency }, ok ? 1 : 0),
+    initialize(services, backends) {
+      for (const service of services) {
+        for (const counter of [challenges, paidRequests, paidSats, settledInvoices, settledSats]) {
+          counter.inc({ service }, 0);
+        }
+      }
+      for (const backend of backends) backendErrors.inc({ backend }, 0);
+    },
+    configReload: (result) => reloads.inc({ result }),
   };
 }

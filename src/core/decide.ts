@@ -66,6 +66,8 @@ export async function decide(req: GateRequest, engine: Engine): Promise<Decision
 
 async function enforce(req: GateRequest, engine: Engine): Promise<Decision> {
   const resolution = resolveRoute(engine.routes, req);
+  if (resolution.kind === 'ambiguous')
+    return { kind: 'deny', reason: 'ambiguous_path', detail: resolution.detail };
   if (resolution.kind === 'invalid')
     return { kind: 'deny', reason: 'invalid_route_config', detail: resolution.detail };
   if (resolution.kind === 'unmatched') {

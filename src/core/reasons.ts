@@ -39,6 +39,8 @@ export const DENIALS = {
   token_exhausted: spec(402, 'The token has used up the requests it was bought for.'),
   // Not a 402: the token is still good, only used faster than the route sells (max_requests_per_second).
   token_rate_limited: spec(429, 'The token is used faster than its requests per second; retry in a second.'),
+  ambiguous_path: spec(400, 'The request path reads differently on different servers; send it normalized.'),
+  request_too_large: spec(413, 'The request is too large to authorize.'),
   unmatched_route: spec(403, 'No priced route matches this request.'),
   invalid_route_config: spec(403, 'The route configuration for this request is invalid.'),
   rate_limited: spec(429, 'Too many payment challenges; retry later.'),

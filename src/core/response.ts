@@ -4,7 +4,7 @@
  */
 import { challengeHeaders } from '../l402/header';
 import type { Decision } from './decision';
-import { DENIALS } from './reasons';
+import { DENIALS, type DenialReason } from './reasons';
 
 export type Header = readonly [name: string, value: string];
 
@@ -36,7 +36,13 @@ export interface RenderOptions {
   stripAuthorization: boolean;
 }
 
-export function render(decision: Decision, options: RenderOptions): HttpAnswer {
+/** What the adapter knows about the downstream request that changes the answer's shape. */
+export interface Downstream {
+  /** The client speaks gRPC (`content-type: application/grpc…`): denials carry grpc-status and grpc-message. */
+  grpc?: boolean;
+}
+
+export function render(decision: Decision, options: RenderOptions, downstream: Downstream = {}): HttpAnswer {
   if (decision.kind === 'allow') {
     if (decision.reason === 'paid' && decision.route && decision.paymentHash) {
       const upstreamHeaders: Header[] = [
@@ -84,5 +90,61 @@ export function render(decision: Decision, options: RenderOptions): HttpAnswer {
       token_expires_at: challenge.tokenExpiresAt.toISOString(),
     });
   }
-  return { allowed: false, status: spec.status, headers, body: JSON.stringify(body) };
+  const answer = { allowed: false, status: spec.status, headers, body: JSON.stringify(body) } as const;
+  return downstream.grpc ? asGrpcDenial(answer, decision.reason) : answer;
+}
+
+/** Whether a request's content-type makes it gRPC (aperture's test: the `application/grpc` prefix). */
+export function isGrpcContentType(contentType: string | undefined): boolean {
+  return contentType?.toLowerCase().startsWith('application/grpc') ?? false;
+}
+
+// google.rpc.Code values.
+const GRPC_CODE_OF_STATUS: Readonly<Record<number, number>> = {
+  // aperture's proxy answers a payment challenge with INTERNAL + "payment required", and its client
+  // interceptor pays only on that pair (or UNKNOWN + "payment required", which Envoy's own mapping of 402 gives).
+  402: 13,
+  401: 16, // UNAUTHENTICATED
+  403: 7, // PERMISSION_DENIED
+  429: 8, // RESOURCE_EXHAUSTED, as aperture's rate limiter
+  503: 14, // UNAVAILABLE
+};
+
+/**
+ * A denial for a gRPC client, the way aperture's proxy writes it (proxy/proxy.go, sendDirectResponse): the
+ * status in `grpc-status` and `grpc-message` headers, `content-type: application/grpc`, no body, the
+ * challenge still in WWW-Authenticate (a trailers-only response, so the client reads them as trailers).
+ * The HTTP status stays the decision's: Envoy answers every gRPC request's local reply with HTTP 200 and keeps
+ * a grpc-status the authorization server set, and it would turn a non-empty body into grpc-message.
+ */
+function asGrpcDenial(answer: HttpAnswer & { allowed: false }, reason: DenialReason): HttpAnswer {
+  const message =
+    answer.status === 402
+      ? reason === 'payment_required'
+        ? 'payment required'
+        : `payment required (${reason})`
+      : `${reason}: ${DENIALS[reason].message}`;
+  return {
+    allowed: false,
+    status: answer.status,
+    headers: [
+      ['content-type', 'application/grpc'],
+      ['grpc-status', String(GRPC_CODE_OF_STATUS[answer.status] ?? 2)],
+      ['grpc-message', percentEncode(message)],
+      ...answer.headers.filter(([name]) => name !== 'content-type'),
+    ],
+    body: '',
+  };
+}
+
+/** grpc-message encoding (gRPC over HTTP/2): bytes outside printable ASCII, and `%`, as %XX. */
+function percentEncode(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    out +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
 }

@@ -3,6 +3,7 @@
  * because platform teams set prices in their Envoy route config.
  */
 
+import { normalizePath } from './path';
 import { UNLIMITED, type Uses } from './token-kind';
 
 export interface PricedRoute {
@@ -51,6 +52,7 @@ export interface RequestTarget {
 
 export type Resolution =
   | { kind: 'route'; route: PricedRoute }
+  | { kind: 'ambiguous'; detail: string }
   | { kind: 'unmatched'; action: 'deny' | 'allow' }
   | { kind: 'invalid'; detail: string };
 
@@ -71,7 +73,11 @@ const COUNT_PATTERN = /^[1-9]\d{0,8}$/;
 /** The largest `uses` a route may sell: far beyond any bundle, and exact in a Lua (double) counter. */
 export const MAX_USES = 1_000_000_000;
 
-export function resolveRoute(table: RouteTable, target: RequestTarget): Resolution {
+export function resolveRoute(table: RouteTable, request: RequestTarget): Resolution {
+  // Match what the upstream will serve, not how the client spelled it.
+  const normalized = normalizePath(request.path);
+  if (!normalized.ok) return { kind: 'ambiguous', detail: normalized.detail };
+  const target = { ...request, path: normalized.path };
   const rule = table.rules.find((r) => matches(r, target));
   const base: PricedRoute | undefined =
     rule ?? (table.unmatched.action === 'price' ? table.unmatched.route : undefined);

@@ -2,7 +2,7 @@
  * The L402 HTTP header grammar (bLIP-26), accepting the older LSAT scheme too:
  *   Authorization: L402 <macaroon>[,<macaroon>…]:<preimage hex>
  *   Macaroon: <macaroon hex with a preimage=<hex> caveat>   (aperture's gRPC clients; also Grpc-Metadata-…)
- *   WWW-Authenticate: L402 macaroon="<base64>", invoice="<bolt11>"
+ *   WWW-Authenticate: L402 macaroon="<base64>", invoice="<bolt11>", version="0"
  */
 
 export const SCHEMES = ['L402', 'LSAT'] as const;
@@ -142,9 +142,15 @@ export function decodeBase64(text: string): Buffer {
   return Buffer.from(text, 'base64');
 }
 
-/** One WWW-Authenticate value per scheme, so clients that only know LSAT are served too. */
+/**
+ * One WWW-Authenticate value per scheme, L402 first, so clients that only know LSAT are served too.
+ * `macaroon=` then `invoice=` open each value exactly as aperture's and lnget's regular expressions require
+ * (`L402 macaroon="…", invoice="…"`, one space, one comma); `version="0"` (the L402 protocol
+ * specification's parameter) comes last, where every parser we run ignores it. The macaroon is not repeated
+ * as `token=`: every client reads `macaroon=` (Alby's newest falls back to it). See README, "For agent builders".
+ */
 export function challengeHeaders(macaroonBase64: string, invoice: string): string[] {
-  return SCHEMES.map((scheme) => `${scheme} macaroon="${macaroonBase64}", invoice="${invoice}"`);
+  return SCHEMES.map((scheme) => `${scheme} macaroon="${macaroonBase64}", invoice="${invoice}", version="0"`);
 }
 
 /** One challenge of a WWW-Authenticate header (RFC 9110 §11.6.1). Parameter names are lower-cased. */

@@ -5,6 +5,22 @@
 import { createHmac } from 'node:crypto';
 
 export const MIN_ROOT_KEY_BYTES = 32;
+/**
+ * 32 random bytes hold about 30 distinct values and as many distinct steps between neighbours; fewer than
+ * this many of either happens to a random key with odds below 1e-15, and to every made-up key
+ * (all zeros, one repeated byte, `deadbeef…`, a counter 00 01 02 …).
+ */
+const MIN_DISTINCT = 12;
+
+/** Why a root key is too regular to be random, or undefined for a plausible key. */
+export function weakKeyProblem(secret: Buffer): string | undefined {
+  const values = new Set(secret);
+  const steps = new Set<number>();
+  for (let i = 1; i < secret.length; i++) steps.add(((secret[i] ?? 0) - (secret[i - 1] ?? 0) + 256) % 256);
+  if (values.size < MIN_DISTINCT || steps.size < MIN_DISTINCT)
+    return 'too regular to be random (repeated bytes or a pattern): make one with `openssl rand -hex 32`';
+  return undefined;
+}
 
 export interface RootKey {
   /** uint32, carried in the first 4 bytes of every token id minted with this key. */

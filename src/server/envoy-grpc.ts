@@ -4,7 +4,7 @@
  * with failure_mode_allow can never turn a Plannt failure into an allow.
  */
 import type { GateRequest } from '../core/decide';
-import type { HttpAnswer } from '../core/response';
+import { type HttpAnswer, isGrpcContentType } from '../core/response';
 import { MACAROON_HEADERS } from '../l402/header';
 
 // Only the fields Plannt reads, as @grpc/proto-loader decodes them (keepCase).
@@ -32,6 +32,8 @@ const GRPC_UNAUTHENTICATED = 16;
 export interface EnvoyRequest {
   request: GateRequest;
   requestId?: string;
+  /** The downstream request is gRPC: the denial is rendered for a gRPC client. */
+  grpc: boolean;
 }
 
 /**
@@ -62,6 +64,7 @@ export function fromCheckRequest(check: CheckRequest, deadline: number, trustedH
       ...(clientAddress !== undefined && { clientAddress }),
     },
     ...(http.id && { requestId: http.id }),
+    grpc: isGrpcContentType(header(http, 'content-type')),
   };
 }
 

@@ -35,6 +35,8 @@ export interface TlsMaterial {
 
 export interface GrpcServer {
   port: number;
+  /** Reports NOT_SERVING to health checks while Check keeps answering: load balancers move away first. */
+  startDraining(): void;
   /** Stops accepting calls, lets in-flight checks finish, and force-closes after graceMs. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -43,18 +45,36 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
   const server = new grpc.Server({
     'grpc.max_connection_age_ms': options.maxConnectionAgeMs ?? 300_000,
     'grpc.max_connection_age_grace_ms': 30_000,
-    'grpc.max_receive_message_length': 1024 * 1024,
+    // grpc-js answers a larger message with RESOURCE_EXHAUSTED, a gRPC error that failure_mode_allow turns
+    // into an allow; up to this bound the oversized check is read and denied as a decision instead.
+    'grpc.max_receive_message_length': MAX_TRANSPORT_BYTES,
   });
   let draining = false;
   const watchers = new Set<grpc.ServerWritableStream<unknown, unknown>>();
   // Dependency outages do not make the pod unready (server/readiness.ts): only draining does.
   const servingStatus = () => (draining ? NOT_SERVING : SERVING);
 
-  server.addService(AuthorizationService, {
-    Check(call: grpc.ServerUnaryCall<CheckRequest, object>, callback: grpc.sendUnaryData<object>) {
-      const { request, requestId } = fromCheckRequest(call.request, deadlineOf(call), options.trustedHops);
+  server.addService(withSizeLimit(AuthorizationService), {
+    Check(
+      call: grpc.ServerUnaryCall<CheckRequest | Oversized, object>,
+      callback: grpc.sendUnaryData<object>,
+    ) {
+      if (OVERSIZED in call.request) {
+        const detail = `the CheckRequest is ${call.request[OVERSIZED]} bytes; at most ${MAX_CHECK_BYTES} are read`;
+        callback(
+          null,
+          toCheckResponse(render(options.gate.refuse('request_too_large', detail), options.render)),
+        );
+        return;
+      }
+      const {
+        request,
+        requestId,
+        grpc: downstreamGrpc,
+      } = fromCheckRequest(call.request, deadlineOf(call), options.trustedHops);
       options.gate.check(request, requestId).then(
-        (decision) => callback(null, toCheckResponse(render(decision, options.render))),
+        (decision) =>
+          callback(null, toCheckResponse(render(decision, options.render, { grpc: downstreamGrpc }))),
         // The gate never rejects; this is a last guard against a crash, still failing closed.
         (err: unknown) => {
           options.logger.error({ err }, 'check failed');
@@ -89,6 +109,11 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
 
   return {
     port,
+    startDraining() {
+      if (draining) return;
+      draining = true;
+      for (const w of watchers) w.write({ status: NOT_SERVING });
+    },
     async shutdown(graceMs) {
       draining = true;
       for (const w of watchers) {
@@ -105,6 +130,28 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
           resolve();
         });
       });
+    },
+  };
+}
+
+/** Larger CheckRequests are denied unread (request_too_large); Envoy's headers alone stay far below. */
+export const MAX_CHECK_BYTES = 1024 * 1024;
+/** Beyond this grpc-js refuses the message itself; Envoy caps request headers at 8 MiB. */
+const MAX_TRANSPORT_BYTES = 64 * 1024 * 1024;
+
+const OVERSIZED = Symbol('oversized');
+type Oversized = { [OVERSIZED]: number };
+
+/** Check's decoder, skipping the protobuf decode of a message too large to judge. */
+function withSizeLimit(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const check = service.Check;
+  if (!check) throw new Error('the Authorization service has no Check method');
+  return {
+    ...service,
+    Check: {
+      ...check,
+      requestDeserialize: (bytes: Buffer) =>
+        bytes.length > MAX_CHECK_BYTES ? { [OVERSIZED]: bytes.length } : check.requestDeserialize(bytes),
     },
   };
 }

@@ -18,7 +18,13 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { GateRequest } from '../core/decide';
-import { type Header, type HttpAnswer, type RenderOptions, render } from '../core/response';
+import {
+  type Header,
+  type HttpAnswer,
+  isGrpcContentType,
+  type RenderOptions,
+  render,
+} from '../core/response';
 import type { Gate } from '../gate';
 import { MACAROON_HEADERS } from '../l402/header';
 import type { Logger } from '../logger';
@@ -28,8 +34,13 @@ import type { TlsMaterial } from './grpc-server';
 export interface HttpAuthzOptions {
   /** Envoy's `path_prefix`: stripped from the request path ('' = none). Unused when X-Forwarded-Uri is set. */
   pathPrefix: string;
-  /** The caller's budget when it sends no `x-envoy-expected-rq-timeout-ms`. */
+  /** The caller's budget, unless it is trusted to send `x-envoy-expected-rq-timeout-ms` and does. */
   defaultTimeoutMs: number;
+  /**
+   * Believe `x-envoy-expected-rq-timeout-ms`. Only Envoy sets it for itself; Caddy and Traefik pass a
+   * client's copy through, and a client that sends `1` would turn its own paid request into a 503.
+   */
+  trustExpectedTimeoutHeader?: boolean;
   /** Proxies in front of the one calling Plannt, trusted to append to X-Forwarded-For (see below). */
   trustedHops?: number;
 }
@@ -45,7 +56,7 @@ export interface AuthzHttpRequest {
 }
 
 export type Translation =
-  | { ok: true; request: GateRequest; requestId?: string }
+  | { ok: true; request: GateRequest; requestId?: string; grpc: boolean }
   | { ok: false; message: string };
 
 /** What the proxy gets back: an HTTP answer to relay (deny) or to copy headers from (allow). */
@@ -56,11 +67,9 @@ export interface HttpReply {
 }
 
 const MAX_TIMEOUT_MS = 600_000;
+const MIN_TIMEOUT_MS = 100;
 const METHOD = /^[A-Za-z]{1,32}$/;
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
-// A dot segment, plain or percent-encoded: an upstream that normalises the path would serve another route
-// than the one priced, so such paths are refused rather than judged.
-const DOT_SEGMENT = /(?:^|[/\\])(?:\.|%2e){1,2}(?:[/\\]|$)/i;
 
 export function fromHttpRequest(req: AuthzHttpRequest, options: HttpAuthzOptions, now: number): Translation {
   const single = (name: string): string | undefined | Error => {
@@ -87,7 +96,6 @@ export function fromHttpRequest(req: AuthzHttpRequest, options: HttpAuthzOptions
   if (!target.startsWith('/')) return { ok: false, message: 'the request path must start with /' };
   const query = target.search(/[?#]/);
   const path = query < 0 ? target : target.slice(0, query);
-  if (DOT_SEGMENT.test(path)) return { ok: false, message: 'the request path has a dot segment' };
 
   const host = (forwardedHost as string | undefined) ?? req.headers.host?.[0] ?? '';
   if (host.includes(',')) return { ok: false, message: 'x-forwarded-host lists more than one host' };
@@ -105,12 +113,17 @@ export function fromHttpRequest(req: AuthzHttpRequest, options: HttpAuthzOptions
       method: method.toUpperCase(),
       // Envoy's HTTP service has no context_extensions: prices come from the route table only.
       contextExtensions: {},
-      deadline: now + budgetOf(req.headers, options.defaultTimeoutMs),
+      deadline:
+        now +
+        (options.trustExpectedTimeoutHeader
+          ? budgetOf(req.headers, options.defaultTimeoutMs)
+          : options.defaultTimeoutMs),
       ...(authorization !== undefined && { authorization }),
       ...(macaroonHeader !== undefined && { macaroonHeader }),
       ...(clientAddress !== undefined && { clientAddress }),
     },
     ...(requestId !== undefined && REQUEST_ID.test(requestId) && { requestId }),
+    grpc: isGrpcContentType(req.headers['content-type']?.[0]),
   };
 }
 
@@ -130,7 +143,8 @@ function budgetOf(headers: DistinctHeaders, defaultMs: number): number {
   const expected = headers['x-envoy-expected-rq-timeout-ms']?.[0];
   if (expected === undefined || !/^\d{1,9}$/.test(expected)) return defaultMs;
   const ms = Number(expected);
-  return ms > 0 ? Math.min(ms, MAX_TIMEOUT_MS) : defaultMs;
+  // Below Envoy's 200 ms default nothing useful fits; a tiny value would only burn a paid request.
+  return ms > 0 ? Math.min(Math.max(ms, MIN_TIMEOUT_MS), MAX_TIMEOUT_MS) : defaultMs;
 }
 
 /** Envoy's HTTP ext_authz removes the headers this response header lists from the upstream request. */
@@ -168,6 +182,8 @@ export interface HttpAuthzServerOptions extends HttpAuthzOptions {
 
 export interface HttpAuthzServer {
   port: number;
+  /** Keeps answering, but every answer closes its connection, so proxies reconnect to another replica. */
+  startDraining(): void;
   /** Stops accepting requests, lets in-flight checks finish, and force-closes after graceMs. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -182,7 +198,14 @@ export async function startHttpAuthzServer(
   port: number,
   options: HttpAuthzServerOptions,
 ): Promise<HttpAuthzServer> {
-  const limits = { maxHeaderSize: options.maxHeaderBytes, headersTimeout: 10_000, requestTimeout: 15_000 };
+  const limits = {
+    maxHeaderSize: options.maxHeaderBytes,
+    headersTimeout: 10_000,
+    requestTimeout: 15_000,
+    // Node enforces both timeouts only when it sweeps connections, every 30 s by default: a slow client
+    // would get 40 s instead of 10.
+    connectionsCheckingInterval: 1000,
+  };
   const { tls } = options;
   const server = tls
     ? createTlsServer({
@@ -195,9 +218,12 @@ export async function startHttpAuthzServer(
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   let inFlight = 0;
   let idle: (() => void) | undefined;
+  let draining = false;
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     inFlight++;
+    // node then sends `Connection: close` and closes the connection after this answer.
+    if (draining) res.shouldKeepAlive = false;
     res.on('close', () => {
       inFlight--;
       if (inFlight === 0) idle?.();
@@ -233,6 +259,9 @@ export async function startHttpAuthzServer(
 
   return {
     port: (server.address() as AddressInfo).port,
+    startDraining() {
+      draining = true;
+    },
     async shutdown(graceMs) {
       server.close();
       server.closeIdleConnections();
@@ -261,7 +290,7 @@ async function handle(req: IncomingMessage, options: HttpAuthzServerOptions): Pr
     return protocolError(400, translation.message);
   }
   const decision = await options.gate.check(translation.request, translation.requestId);
-  return toHttpReply(render(decision, options.render));
+  return toHttpReply(render(decision, options.render, { grpc: translation.grpc }));
 }
 
 function send(res: ServerResponse, reply: HttpReply): void {

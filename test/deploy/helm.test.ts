@@ -1,19 +1,19 @@
 /**
  * The Helm chart (deploy/helm/plannt), checked by the real tools: `helm lint --strict`, `helm template`
- * with the default and the full values, and every rendered object validated twice against the Kubernetes
- * schemas — kubernetes-models (JSON schema: types, required fields, enums) and kubecheck (strict decoding
- * into the Go API types, which also refuses unknown fields; it knows ServiceMonitor and PrometheusRule).
- * values.schema.json must refuse bad values, and the configuration the chart renders must be one Plannt
- * itself accepts.
+ * with the default values, every ci/*-values.yaml and a set of odd values, and every rendered object
+ * validated by kubecheck: strict decoding into the Go API types, then the API server's own validation
+ * functions from k8s.io/kubernetes v1.31 (ValidateDeployment, …), as `kubectl apply` would meet them.
+ * values.schema.json and the chart's cross-field rules must refuse bad values, and the configuration the
+ * chart renders must be one Plannt itself accepts.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Deployment } from 'kubernetes-models/apps/v1';
-import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
-import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
-import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
-import { ConfigMap, type IContainer, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
+import type { Deployment } from 'kubernetes-models/apps/v1';
+import type { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import type { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import type { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import type { ConfigMap, IContainer, Secret, Service } from 'kubernetes-models/v1';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { parseConfig } from '../../src/config';
 import {
@@ -28,6 +28,13 @@ import {
 } from '../support/deploy-tools';
 
 const FULL_VALUES = path.join(CHART, 'ci/full-values.yaml');
+const SENTINEL_VALUES = path.join(CHART, 'ci/sentinel-values.yaml');
+/**
+ * The default values plus the one thing `helm template` cannot do without: a root key. (Without one the
+ * chart refuses to render away from a cluster; see "the root key".)
+ */
+const ROOT_KEY = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
+const WITH_KEY = ['--set-json', `rootKeys.keys=[{"id":1,"key":"${ROOT_KEY}"}]`];
 
 type Raw = Record<string, unknown>;
 
@@ -36,18 +43,6 @@ interface K8sObject extends Raw {
   kind: string;
   metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Raw };
 }
-
-/** kubernetes-models class for every built-in kind the chart renders. */
-const MODELS: Record<string, new (data: never) => { validate(): void }> = {
-  'v1/ConfigMap': ConfigMap,
-  'v1/Secret': Secret,
-  'v1/Service': Service,
-  'v1/ServiceAccount': ServiceAccount,
-  'apps/v1/Deployment': Deployment,
-  'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
-  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
-  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
-};
 
 interface Rendered {
   text: string;
@@ -81,20 +76,11 @@ function render(args: string[] = [], release = 'plannt', namespace = 'payments')
   };
 }
 
-/** Both validators on every object: kubernetes-models per object, kubecheck on the whole stream. */
+/**
+ * kubecheck on the whole stream: every built-in object through the API server's validation, the
+ * Prometheus-operator objects (ServiceMonitor, PrometheusRule) through strict decoding into its Go types.
+ */
 function expectValidObjects(rendered: Rendered): void {
-  for (const obj of rendered.objects) {
-    const Model = MODELS[`${obj.apiVersion}/${obj.kind}`];
-    if (Model) {
-      expect(() => new Model(obj as never).validate()).not.toThrow();
-    } else {
-      // The CRDs are checked by kubecheck's strict decoding into the Prometheus operator's Go types.
-      expect([
-        'monitoring.coreos.com/v1/ServiceMonitor',
-        'monitoring.coreos.com/v1/PrometheusRule',
-      ]).toContain(`${obj.apiVersion}/${obj.kind}`);
-    }
-  }
   const checked = kubecheck(rendered.text);
   expect(checked.stderr).toBe('');
   expect(checked.stdout).toContain(`${rendered.objects.length} objects checked, 0 invalid`);
@@ -149,24 +135,32 @@ beforeAll(() => ensureDeployTools(), ENSURE_TOOLS_TIMEOUT_MS);
 afterAll(() => removeHelmHome());
 
 describe('helm lint --strict', () => {
-  it('passes with the default values', () => {
-    const result = helm(['lint', '--strict', CHART, '--kube-version', KUBE_VERSION]);
+  it('passes with the default values and a root key', () => {
+    const result = helm(['lint', '--strict', CHART, '--kube-version', KUBE_VERSION, ...WITH_KEY]);
     expect(result.stderr).toBe('');
     expect(result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
     expect(result.status).toBe(0);
   });
 
-  it('passes with every feature switched on (ci/full-values.yaml)', () => {
-    const result = helm(['lint', '--strict', CHART, '-f', FULL_VALUES, '--kube-version', KUBE_VERSION]);
+  it.each(readdirSync(path.join(CHART, 'ci')))('passes with ci/%s', (file) => {
+    const result = helm([
+      'lint',
+      '--strict',
+      CHART,
+      '-f',
+      path.join(CHART, 'ci', file),
+      '--kube-version',
+      KUBE_VERSION,
+    ]);
     expect(result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
     expect(result.status).toBe(0);
   });
 });
 
-describe('the chart with its default values', () => {
+describe('the chart with its default values (and a root key)', () => {
   let rendered: Rendered;
   beforeAll(() => {
-    rendered = render();
+    rendered = render(WITH_KEY);
   });
 
   it('renders a Deployment, Service, ConfigMap, Secret, ServiceAccount, HPA, PDB and the dashboard', () => {
@@ -210,11 +204,21 @@ describe('the chart with its default values', () => {
   it('probes /healthz for liveness and /readyz for readiness, and sleeps before SIGTERM to drain', () => {
     const deployment = rendered.get<Deployment>('Deployment');
     const container = plannt(deployment);
-    expect(container.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
-    expect(container.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+    expect(container.livenessProbe).toEqual({
+      httpGet: { path: '/healthz', port: 'metrics' },
+      periodSeconds: 10,
+      timeoutSeconds: 2,
+      failureThreshold: 3,
+    });
+    expect(container.readinessProbe).toEqual({
+      httpGet: { path: '/readyz', port: 'metrics' },
+      periodSeconds: 5,
+      timeoutSeconds: 2,
+      failureThreshold: 2,
+    });
     expect(container.lifecycle?.preStop?.sleep?.seconds).toBe(5);
-    // Drain: the preStop sleep plus Plannt's shutdown_grace_ms fit in the grace period.
-    expect(deployment.spec?.template.spec?.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(5 + 10);
+    // Drain: the preStop sleep, Plannt's drain_seconds and shutdown_grace_ms fit in the grace period.
+    expect(deployment.spec?.template.spec?.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(5 + 5 + 10);
   });
 
   it('spreads replicas over zones and nodes, selecting its own pods', () => {
@@ -255,12 +259,11 @@ describe('the chart with its default values', () => {
     expect(rendered.get<PodDisruptionBudget>('PodDisruptionBudget').spec?.maxUnavailable).toBe(1);
   });
 
-  it('generates a 32-byte root key, kept on uninstall, when none is given', () => {
+  it('stores the root key it is given in its Secret and passes it as PLANNT_ROOT_KEYS', () => {
     const secret = rendered.get<Secret>('Secret');
-    expect(secretValue(secret, 'root-keys')).toMatch(/^1:[0-9a-f]{64}$/);
-    expect(secret.metadata?.annotations?.['helm.sh/resource-policy']).toBe('keep');
+    expect(secretValue(secret, 'root-keys')).toBe(`1:${ROOT_KEY}`);
     const env = containerEnv(plannt(rendered.get<Deployment>('Deployment')), [secret]);
-    expect(env.PLANNT_ROOT_KEYS).toBe(secretValue(secret, 'root-keys'));
+    expect(env.PLANNT_ROOT_KEYS).toBe(`1:${ROOT_KEY}`);
   });
 
   it("renders Plannt's own configuration format, complete once LND and Redis are given", () => {
@@ -400,7 +403,15 @@ describe('the chart with every feature switched on', () => {
       'registry.example.com/payments/plannt@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
     );
     expect(rendered.get<HorizontalPodAutoscaler>('HorizontalPodAutoscaler').spec?.minReplicas).toBe(3);
-    expect(plannt(deployment).readinessProbe?.grpc).toEqual({ port: 9001 });
+  });
+
+  it('keeps readiness on GET /readyz, since gRPC TLS is on and the kubelet probes gRPC in plaintext', () => {
+    expect(plannt(deployment).readinessProbe).toEqual({
+      httpGet: { path: '/readyz', port: 'metrics' },
+      periodSeconds: 5,
+      timeoutSeconds: 2,
+      failureThreshold: 2,
+    });
   });
 
   it('rolls the pods when the configuration changes', () => {
@@ -424,19 +435,172 @@ describe('one source of truth for the rules and the dashboard', () => {
   });
 });
 
+/** helm template with `values` (JSON is YAML) on top of the chart's defaults. */
+function renderWith(values: Raw): { status: number | null; stdout: string; stderr: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'plannt-values-'));
+  try {
+    const file = path.join(dir, 'values.yaml');
+    writeFileSync(file, JSON.stringify(values));
+    return helm(['template', 'plannt', CHART, '-n', 'payments', '--kube-version', KUBE_VERSION, '-f', file]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const KEYS = { keys: [{ id: 1, key: ROOT_KEY }] };
+
+describe('the chart with Redis Sentinel, a password and the gRPC readiness probe (ci/sentinel-values.yaml)', () => {
+  let rendered: Rendered;
+  let deployment: Deployment;
+  beforeAll(() => {
+    rendered = render(['-f', SENTINEL_VALUES]);
+    deployment = rendered.get<Deployment>('Deployment');
+  });
+
+  it('renders only objects the API server accepts', () => {
+    expectValidObjects(rendered);
+  });
+
+  it('probes readiness over gRPC health on the grpc port, with that one handler only', () => {
+    expect(plannt(deployment).readinessProbe).toEqual({
+      grpc: { port: 9001 },
+      periodSeconds: 5,
+      timeoutSeconds: 2,
+      failureThreshold: 3,
+    });
+  });
+
+  it('keeps the Redis password out of the ConfigMap and gives it to Plannt from the Secret', () => {
+    const configText = rendered.get<ConfigMap>('ConfigMap', 'plannt').data?.['plannt.yaml'] ?? '';
+    expect(configText).not.toContain('s3ntinel-pa55');
+    expect(configText).not.toContain('password');
+    const env = containerEnv(plannt(deployment), [rendered.get<Secret>('Secret')]);
+    expect(env.PLANNT_REDIS_PASSWORD).toBe('s3ntinel-pa55');
+    // No URL next to the Sentinel nodes, which Plannt would refuse.
+    expect(env.PLANNT_REDIS_URL).toBeUndefined();
+    const config = parseConfig(parseYaml(configText), { ...env, PLANNT_ROOT_KEYS: `1:${ROOT_KEY}` });
+    expect(config.spent_set.redis).toMatchObject({ master_name: 'mymaster', password: 's3ntinel-pa55' });
+  });
+
+  it('takes the password from an existing Secret when told its key', () => {
+    const result = renderWith({
+      rootKeys: { existingSecret: 'keys' },
+      config: { spent_set: { kind: 'redis', redis: { cluster_nodes: [{ host: 'r', port: 6379 }] } } },
+      redis: { existingSecret: 'redis-creds', existingSecretPasswordKey: 'password' },
+    });
+    expect(result.stderr).toBe('');
+    const out = parseAllDocuments(result.stdout).map((d) => d.toJS() as K8sObject);
+    const env = plannt(out.find((o) => o.kind === 'Deployment') as unknown as Deployment).env ?? [];
+    expect(env.find((e) => e.name === 'PLANNT_REDIS_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({
+      name: 'redis-creds',
+      key: 'password',
+    });
+    expect(env.find((e) => e.name === 'PLANNT_REDIS_URL')).toBeUndefined();
+  });
+
+  it('sets the PodDisruptionBudget by minAvailable alone', () => {
+    expect(rendered.get<PodDisruptionBudget>('PodDisruptionBudget').spec).toMatchObject({ minAvailable: 2 });
+    expect(rendered.get<PodDisruptionBudget>('PodDisruptionBudget').spec?.maxUnavailable).toBeUndefined();
+  });
+});
+
+describe('odd but valid values render objects the API server accepts', () => {
+  it.each<[string, Raw]>([
+    [
+      'one pod, no HPA, no PDB, the in-memory spent-set',
+      {
+        rootKeys: KEYS,
+        replicaCount: 1,
+        autoscaling: { enabled: false },
+        podDisruptionBudget: { enabled: false },
+        config: { spent_set: { kind: 'memory' } },
+      },
+    ],
+    [
+      'a 63-character name, other ports, a NodePort Service',
+      {
+        rootKeys: KEYS,
+        fullnameOverride: `p${'x'.repeat(62)}`,
+        ports: { grpc: 50051, http: 8080, metrics: 9100 },
+        service: { type: 'NodePort' },
+      },
+    ],
+    [
+      'a percentage PDB, gRPC readiness without TLS, a NetworkPolicy with ipBlocks, Cluster Redis',
+      {
+        rootKeys: { existingSecret: 'keys', existingSecretKey: 'k' },
+        podDisruptionBudget: { maxUnavailable: '50%' },
+        readinessProbe: { type: 'grpc', initialDelaySeconds: 2 },
+        config: { spent_set: { kind: 'redis', redis: { cluster_nodes: [{ host: 'r', port: 6379 }] } } },
+        redis: { password: 'p' },
+        networkPolicy: {
+          enabled: true,
+          lnd: { to: [{ ipBlock: { cidr: '198.51.100.7/32' } }] },
+          redis: { to: [{ ipBlock: { cidr: '198.51.100.0/24' } }] },
+        },
+      },
+    ],
+    [
+      'a long grace period, no spread constraints, no dashboard',
+      {
+        rootKeys: KEYS,
+        preStopSleepSeconds: 0,
+        terminationGracePeriodSeconds: 600,
+        config: { shutdown_grace_ms: 300000 },
+        topologySpreadConstraints: [],
+        dashboard: { enabled: false },
+      },
+    ],
+  ])('%s', (_name, values) => {
+    const result = renderWith(values);
+    expect(result.stderr).toBe('');
+    const checked = kubecheck(result.stdout);
+    expect(checked.stderr).toBe('');
+    expect(checked.stdout).toMatch(/\d+ objects checked, 0 invalid/);
+  });
+});
+
+describe('the chart refuses what a schema cannot compare', () => {
+  it.each<[string, Raw, RegExp]>([
+    [
+      'a gRPC readiness probe on a TLS port (the kubelet probes in plaintext)',
+      { rootKeys: KEYS, readinessProbe: { type: 'grpc' }, grpcTls: { existingSecret: 'tls' } },
+      /readinessProbe.type=grpc with grpcTls.existingSecret: the kubelet probes gRPC in plaintext/,
+    ],
+    [
+      'minReplicas above maxReplicas',
+      { rootKeys: KEYS, autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 3 } },
+      /autoscaling.minReplicas \(5\) is greater than autoscaling.maxReplicas \(3\)/,
+    ],
+    [
+      'a grace period shorter than the preStop sleep plus the drain',
+      {
+        rootKeys: KEYS,
+        preStopSleepSeconds: 10,
+        terminationGracePeriodSeconds: 15,
+        config: { shutdown_grace_ms: 10000 },
+      },
+      /terminationGracePeriodSeconds \(15\) is shorter than .* Set it to at least 25/,
+    ],
+    [
+      'a PDB minAvailable that no eviction could ever satisfy',
+      { rootKeys: KEYS, podDisruptionBudget: { minAvailable: 2 }, autoscaling: { minReplicas: 2 } },
+      /minAvailable \(2\) is not below the replica floor \(2\)/,
+    ],
+    [
+      'no root key where it cannot see the cluster (helm template, Argo CD): a new key every render',
+      {},
+      /no root key: set rootKeys.existingSecret .* invalidate every token sold/,
+    ],
+  ])('refuses %s', (_name, values, mentions) => {
+    const result = renderWith(values);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toMatch(mentions);
+  });
+});
+
 describe('values.schema.json refuses bad values at install', () => {
   const SCHEMA_ERROR = "values don't meet the specifications of the schema";
-
-  function renderWith(values: Raw): { status: number | null; stderr: string } {
-    const dir = mkdtempSync(path.join(tmpdir(), 'plannt-values-'));
-    try {
-      const file = path.join(dir, 'values.yaml');
-      writeFileSync(file, JSON.stringify(values));
-      return helm(['template', 'plannt', CHART, '--kube-version', KUBE_VERSION, '-f', file]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
 
   it.each<[string, Raw, RegExp]>([
     ['zero replicas', { replicaCount: 0 }, /replicaCount/],
@@ -491,6 +655,19 @@ describe('values.schema.json refuses bad values at install', () => {
     ['an unknown pull policy', { image: { repository: 'plannt', pullPolicy: 'Sometimes' } }, /pullPolicy/],
     ['a NetworkPolicy that cannot reach LND', { networkPolicy: { enabled: true } }, /lnd|to/],
     [
+      'a probe handler in values (it would be merged into the default one)',
+      { readinessProbe: { type: 'http', grpc: { port: 9001 } } },
+      /grpc/,
+    ],
+    ['a liveness handler in values', { livenessProbe: { exec: { command: ['true'] } } }, /exec/],
+    ['an unknown readiness probe type', { readinessProbe: { type: 'tcp' } }, /type/],
+    [
+      'the Redis password in the ConfigMap',
+      { config: { spent_set: { redis: { password: 'x' } } } },
+      /password/,
+    ],
+    ['minAvailable of zero', { podDisruptionBudget: { minAvailable: 0 } }, /minAvailable/],
+    [
       'overriding the root keys through extraEnv',
       { extraEnv: [{ name: 'PLANNT_ROOT_KEYS', value: '1:00' }] },
       /name/,
@@ -502,6 +679,15 @@ describe('values.schema.json refuses bad values at install', () => {
     expect(result.stderr).toMatch(mentions);
   });
 
+  it('accepts `global`, which Helm passes to Plannt as a subchart', () => {
+    const result = renderWith({
+      rootKeys: KEYS,
+      global: { imageRegistry: 'registry.example.com', storageClass: 'x' },
+    });
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+  });
+
   it("accepts every field of plannt.example.yaml the chart does not own (it keeps up with Plannt's format)", () => {
     const example = parseYaml(readFileSync(path.join(REPO, 'plannt.example.yaml'), 'utf8')) as Raw;
     // Owned by the chart: listen (ports), keys (rootKeys), LND credentials (lnd), tls (grpcTls), Redis URL.
@@ -510,7 +696,7 @@ describe('values.schema.json refuses bad values at install', () => {
     delete backend.lnd;
     const spentSet = structuredClone(config.spent_set) as { redis: Raw };
     delete spentSet.redis.url;
-    const values = { config: { ...config, backend, spent_set: spentSet } };
+    const values = { rootKeys: KEYS, config: { ...config, backend, spent_set: spentSet } };
     const result = renderWith(values);
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
@@ -538,6 +724,7 @@ describe('NOTES.txt', () => {
         KUBE_VERSION,
         '--show-only',
         'templates/notes-probe.yaml',
+        ...WITH_KEY,
       ]);
       if (result.status !== 0) throw new Error(result.stderr);
       notes = String((parseYaml(result.stdout) as { data: { notes: string } }).data.notes);

@@ -59,6 +59,7 @@ interface Panel {
   title: string;
   datasource?: { type?: string; uid?: string };
   targets?: Target[];
+  fieldConfig?: { defaults?: { unit?: string } };
 }
 interface Dashboard {
   panels: Panel[];
@@ -76,6 +77,7 @@ function grafanaQuery(expr: string): string {
     .replaceAll('$__rate_interval', '1m')
     .replaceAll('$__interval', '1m')
     .replaceAll('$__range', '5m')
+    .replaceAll('$namespace', '.*')
     .replaceAll('$job', '.+')
     .replaceAll('$service', '.*');
 }
@@ -122,6 +124,29 @@ describe('the Grafana dashboard', () => {
     }
     const ids = dashboard.panels.map((p) => p.id);
     expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('shows sats in sats, not as a unitless number', () => {
+    const satsPanels = queryPanels.filter((p) => p.targets?.some((t) => t.expr.includes('_sats_total')));
+    expect(satsPanels.length).toBeGreaterThan(3);
+    for (const panel of satsPanels) {
+      expect([panel.title, panel.fieldConfig?.defaults?.unit]).toEqual([
+        panel.title,
+        expect.stringMatching(/^suffix: sats(\/s)?$/),
+      ]);
+    }
+  });
+
+  it('selects by namespace: a $namespace variable, used by $job and every query that selects a job', () => {
+    const names = dashboard.templating.list.map((v) => v.name);
+    expect(names.indexOf('namespace')).toBeGreaterThan(-1);
+    expect(names.indexOf('namespace')).toBeLessThan(names.indexOf('job'));
+    for (const panel of queryPanels) {
+      for (const target of panel.targets ?? []) {
+        if (target.expr.includes('$job'))
+          expect(target.expr).toContain('namespace=~"$namespace", job=~"$job"');
+      }
+    }
   });
 
   it('shows every metric Plannt exports', () => {
@@ -377,6 +402,37 @@ describe('on a real Prometheus scraping Plannt', () => {
       `/api/v1/label/${match?.[2]}/values?match[]=${encodeURIComponent(selector)}`,
     );
     expect(values.length).toBeGreaterThan(0);
+  });
+
+  /** A panel's first query for one job, as Grafana sends it with that job selected. */
+  const panelQuery = (title: string, job: string): string => {
+    const expr = queryPanels.find((p) => p.title === title)?.targets?.[0]?.expr;
+    if (!expr) throw new Error(`no panel ${title}`);
+    return grafanaQuery(expr.replaceAll('$job', job));
+  };
+
+  it.each([
+    // healthy: forecast (10 sats) and generate (21) once in wave 1, five of each and one more forecast after.
+    [HEALTHY, 10 + 21 + 5 * (10 + 21) + 10],
+    // degraded: one forecast in wave 1, five after (LND's invoices; the spends fall back to memory).
+    [DEGRADED, 10 + 5 * 10],
+  ])(
+    'shows as Revenue exactly the sats %s was paid, each service’s first payment included',
+    async (job, paid) => {
+      // Grafana evaluates at "now"; at the last scrape increase() has nothing to extrapolate, so the value
+      // is exact. Each series starts at 0 (initialized at start), so the first payment is an increase too.
+      const [last] = await prometheus.query(`max(timestamp(plannt_paid_sats_total{job="${job}"}))`);
+      const shown = await prometheus.query(panelQuery('Revenue', job), Number(last?.value[1]));
+      expect(shown.map((s) => Number(s.value[1]))).toEqual([paid]);
+    },
+  );
+
+  it('shows Backend errors/s as 0, not as no data, for a Plannt whose backends never failed', async () => {
+    const samples = finite(await prometheus.query(panelQuery('Backend errors/s', HEALTHY)));
+    expect(samples.map((s) => [s.metric.backend, Number(s.value[1])]).sort()).toEqual([
+      ['dev', 0],
+      ['memory', 0],
+    ]);
   });
 
   it('lists both jobs and the services sold in the $job and $service variables', async () => {

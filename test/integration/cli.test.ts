@@ -21,6 +21,7 @@ root_keys: [{ id: 7, key: "${randomBytes(32).toString('hex')}" }]
 current_key_id: 7
 backend: { kind: dev }
 spent_set: { kind: memory }
+drain_seconds: 0
 routes: [{ id: r, service: svc, price_sats: 3, path: { prefix: /paid } }]
 `;
 
@@ -78,6 +79,115 @@ describe('plannt serve', () => {
     child.kill('SIGTERM');
     await stopped;
     expect(await exited).toBe(0);
+  });
+});
+
+/** Runs `plannt serve` on a config that must not start; returns its exit code and stderr. */
+function refusedStart(body: string, env: NodeJS.ProcessEnv = {}): { status: number | null; stderr: string } {
+  const file = writeConfig(`refused-${randomBytes(4).toString('hex')}.yaml`, body);
+  const run = spawnSync(process.execPath, [CLI, 'serve', '--config', file], {
+    encoding: 'utf8',
+    timeout: 10_000,
+    // A config that wrongly starts a server must fail the test, not hang it in a graceful shutdown.
+    killSignal: 'SIGKILL',
+    env: { ...process.env, ...env },
+  });
+  return { status: run.status, stderr: run.stderr };
+}
+
+/** No run of 12 hex characters of the secret appears in the text. */
+function expectNoPieceOf(secret: string, text: string): void {
+  for (let i = 0; i + 12 <= secret.length; i++) expect(text).not.toContain(secret.slice(i, i + 12));
+}
+
+describe('config errors never echo a secret', () => {
+  const secret = randomBytes(32).toString('hex');
+
+  test('a YAML syntax error on the root key line names the line and column, not the text', () => {
+    const body = validConfig.replace(/key: "[0-9a-f]+"/, `key: "${secret}" x`);
+    const { status, stderr } = refusedStart(body);
+    expect(status).toBe(78);
+    expect(stderr).toMatch(/not valid YAML.*line 3, column \d+/);
+    expectNoPieceOf(secret, stderr);
+  });
+
+  test('a duplicate key in the YAML is reported without quoting the file', () => {
+    const body = `${validConfig}\nroot_keys: [{ id: 7, key: "${secret}" }]\n`;
+    const { status, stderr } = refusedStart(body);
+    expect(status).toBe(78);
+    expectNoPieceOf(secret, stderr);
+  });
+
+  test('a secret pasted into an enumerated field is not echoed back', () => {
+    const { status, stderr } = refusedStart(`${validConfig}log_level: "${secret}"\n`);
+    expect(status).toBe(78);
+    expect(stderr).toContain('log_level');
+    expectNoPieceOf(secret, stderr);
+  });
+
+  test('a secret used as a field name is not echoed back', () => {
+    const { status, stderr } = refusedStart(`${validConfig}"${secret}": 1\n`);
+    expect(status).toBe(78);
+    expectNoPieceOf(secret, stderr);
+  });
+});
+
+describe('config errors exit 78 and name the field, without a stack trace', () => {
+  test.each([
+    [
+      'a port out of range',
+      validConfig.replace('127.0.0.1:0", admin', '127.0.0.1:99999", admin'),
+      'listen.grpc',
+    ],
+    [
+      'two listeners on one port',
+      validConfig.replace(
+        /admin: "127\.0\.0\.1:0", http: "127\.0\.0\.1:0"/,
+        'admin: "127.0.0.1:19633", http: "127.0.0.1:19633"',
+      ),
+      'listen',
+    ],
+    [
+      'an all-zero root key',
+      validConfig.replace(/key: "[0-9a-f]+"/, `key: "${'00'.repeat(32)}"`),
+      'root_keys.0.key',
+    ],
+    [
+      'a root key of one repeated byte',
+      validConfig.replace(/key: "[0-9a-f]+"/, `key: "${'ab'.repeat(32)}"`),
+      'root_keys.0.key',
+    ],
+  ])('%s', (_name, body, field) => {
+    const { status, stderr } = refusedStart(body);
+    expect(stderr).toContain(field);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(status).toBe(78);
+  });
+
+  test('a YAML file that is a scalar, with PLANNT_ROOT_KEYS set', () => {
+    const { status, stderr } = refusedStart('just a string\n', {
+      PLANNT_ROOT_KEYS: `1:${randomBytes(32).toString('hex')}`,
+    });
+    expect(stderr).toContain('(root)');
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(status).toBe(78);
+  });
+
+  test('a port already taken by another process is named', async () => {
+    const { createServer } = await import('node:net');
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const { status, stderr } = refusedStart(
+        validConfig.replace(/http: "127\.0\.0\.1:0"/, `http: "127.0.0.1:${port}"`),
+      );
+      expect(stderr).toContain('listen.http');
+      expect(stderr).not.toMatch(/\n\s+at /);
+      expect(status).toBe(78);
+    } finally {
+      taken.close();
+    }
   });
 });
 

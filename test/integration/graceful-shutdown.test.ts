@@ -74,6 +74,7 @@ spent_set:
 challenge_limits: { per_client_per_second: 0 }
 routes: [{ id: forecast, service: weather, price_sats: 10, path: { prefix: /v1/forecast } }]
 shutdown_grace_ms: ${GRACE_MS}
+drain_seconds: 0
 `,
   );
   const proc = spawn(process.execPath, [CLI, 'serve', '--config', config], {

@@ -133,10 +133,30 @@ describe('Envoy HTTP ext_authz convention', () => {
     expect(res.header('x-envoy-auth-headers-to-remove')).toEqual([PLANNT_HEADERS.join(',')]);
   });
 
-  test('Envoy’s deadline header bounds the work: too little time left is a 503 with Retry-After', async () => {
-    const res = await envoy('GET', '/v1/forecast', { 'x-envoy-expected-rq-timeout-ms': '1' });
-    expectDenied(res, 503, 'deadline_exceeded');
-    expect(res.header('retry-after')).toEqual(['5']);
+  test('a client-sent x-envoy-expected-rq-timeout-ms is not believed by default: a paid request is served', async () => {
+    const { authorization } = await payFor(await forwardAuth('GET', '/v1/forecast'));
+    const res = await forwardAuth('GET', '/v1/forecast', {
+      authorization,
+      'x-envoy-expected-rq-timeout-ms': '1',
+    });
+    expect(res.status).toBe(200);
+  });
+
+  test('believed only with http_authz.trust_expected_timeout_header, and then at least 100 ms', async () => {
+    const trusting = await startPlannt({
+      http_authz: { path_prefix: PREFIX, trust_expected_timeout_header: true },
+    });
+    try {
+      const input = { method: 'GET', host: 'api.example.com', path: '/v1/forecast' };
+      const { authorization } = await trusting.buy(input);
+      const res = await httpCall(trusting.httpUrl, {
+        path: `${PREFIX}/v1/forecast`,
+        headers: { host: 'api.example.com', authorization, 'x-envoy-expected-rq-timeout-ms': '1' },
+      });
+      expect(res.status).toBe(200);
+    } finally {
+      await trusting.stop();
+    }
   });
 
   test('a path outside path_prefix is a 400, not a decision', async () => {
@@ -169,10 +189,11 @@ describe('forward-auth convention (Caddy, Traefik, nginx)', () => {
     expectDenied(await forwardAuth('GET', '/v1/forecast', { authorization }), 402, 'token_spent');
   });
 
-  test('a dot segment in the URI is refused: the upstream might serve another route than the one priced', async () => {
+  test('a dot segment in the URI is judged as the path it normalizes to (path-normalization.test.ts)', async () => {
     for (const uri of ['/status/../v1/forecast', '/status/%2E%2e/v1/forecast', '/./v1/forecast']) {
-      expectDenied(await forwardAuth('GET', uri), 400, 'bad_request');
+      expectDenied(await forwardAuth('GET', uri), 402, 'payment_required');
     }
+    expectDenied(await forwardAuth('GET', '/status/..%2fv1/forecast'), 400, 'ambiguous_path');
   });
 
   test('a repeated X-Forwarded-Uri is ambiguous: 400', async () => {
@@ -192,6 +213,24 @@ describe('bounded and robust', () => {
     expect((await envoy('GET', '/status')).status).toBe(200);
   });
 
+  test('headers that have not arrived within 10 s get a 408 and the connection is closed', async () => {
+    const started = Date.now();
+    const reply = await rawExchange(
+      'GET /authz/status HTTP/1.1\r\nHost: api.example.com\r\nX-Slow: 1',
+      25_000,
+    );
+    const seconds = (Date.now() - started) / 1000;
+    expect(reply).toMatch(/^HTTP\/1\.1 408/);
+    // headersTimeout is 10 s; node checks it every connectionsCheckingInterval (1 s here, 30 s by default).
+    expect(seconds).toBeGreaterThanOrEqual(9);
+    expect(seconds).toBeLessThan(16);
+  }, 30_000);
+
+  test('HTTP/1.0 (nginx proxy_pass speaks it by default) is judged like HTTP/1.1', async () => {
+    const reply = await rawExchange('GET /authz/status HTTP/1.0\r\nHost: api.example.com\r\n\r\n');
+    expect(reply).toMatch(/^HTTP\/1\.1 200/);
+  });
+
   test('a request that is not HTTP gets a 400 and the connection is closed', async () => {
     expect(await rawExchange('NOT HTTP\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
     expect((await envoy('GET', '/status')).status).toBe(200);
@@ -208,12 +247,12 @@ describe('bounded and robust', () => {
 });
 
 /** Writes raw bytes to the HTTP port and reads until the server closes the connection. */
-function rawExchange(bytes: string): Promise<string> {
+function rawExchange(bytes: string, timeoutMs = 5000): Promise<string> {
   const address = new URL(plannt.httpUrl);
   return new Promise<string>((resolve, reject) => {
     const socket = connect(Number(address.port), address.hostname, () => socket.write(bytes));
     let text = '';
-    socket.setTimeout(5000, () => socket.destroy(new Error(`no close after: ${text}`)));
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no close after: ${text}`)));
     socket.on('data', (chunk) => {
       text += chunk.toString();
     });

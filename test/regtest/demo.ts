@@ -125,6 +125,7 @@ async function main(): Promise<void> {
         {
           listen: { grpc: '127.0.0.1:0', admin: '127.0.0.1:0', http: '127.0.0.1:0' },
           location: 'plannt-demo',
+          drain_seconds: 0,
           root_keys: [{ id: 1, key: randomBytes(32).toString('hex') }],
           current_key_id: 1,
           backend: {

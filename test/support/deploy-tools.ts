@@ -30,7 +30,7 @@ export function ensureDeployTools(): void {
         'They are built from Go modules: install Go >= 1.26 into /usr/local/go and run the script once.',
     );
   }
-  for (const bin of [HELM, KUBECHECK]) {
+  for (const bin of [HELM, KUBECHECK, path.join(REPO, 'bin/meshcheck')]) {
     if (!existsSync(bin)) throw new Error(`${bin} is missing after deploy/tools/ensure-tools.sh`);
   }
 }
@@ -68,5 +68,17 @@ export function removeHelmHome(): void {
 /** kubecheck: strict decoding of every document into the Kubernetes / Prometheus-operator Go types. */
 export function kubecheck(manifests: string): RunResult {
   const result = spawnSync(KUBECHECK, [], { input: manifests, encoding: 'utf8', timeout: 60_000 });
+  return { status: result.status, stdout: result.stdout ?? '', stderr: result.stderr ?? '' };
+}
+
+export const MESHCHECK = path.join(REPO, 'bin/meshcheck');
+
+/**
+ * meshcheck: `envoy` decodes a bootstrap with go-control-plane (protojson, every typed_config resolved) and
+ * runs its generated ValidateAll() plus a cluster-reference check; `istio` decodes each document's spec
+ * strictly into istio.io/api's types. One output line per problem, prefixed by the file.
+ */
+export function meshcheck(kind: 'envoy' | 'istio', files: string[]): RunResult {
+  const result = spawnSync(MESHCHECK, [kind, ...files], { encoding: 'utf8', timeout: 60_000 });
   return { status: result.status, stdout: result.stdout ?? '', stderr: result.stderr ?? '' };
 }

@@ -15,8 +15,11 @@ export interface CheckInput {
   host?: string;
   /** Path with the query string, as Envoy sends it. */
   path?: string;
-  /** Extra request headers; names are lower-cased as Envoy does. */
-  headers?: Record<string, string>;
+  /**
+   * Extra request headers; names are lower-cased as Envoy does. A repeated header (an array) is joined with
+   * `,` in `headers`, as Envoy joins it, and kept as one entry per value in `header_map`.
+   */
+  headers?: Record<string, string | string[]>;
   /** attributes.context_extensions, set per route in Envoy. */
   context?: Record<string, string>;
   /** gRPC deadline from now; Envoy's ext_authz `timeout`. */
@@ -106,7 +109,7 @@ export function checkRequest(input: CheckInput = {}): object {
   const host = input.host ?? 'api.example.com';
   const path = input.path ?? '/';
   const requestId = input.requestId ?? randomUUID();
-  const headers: Record<string, string> = {
+  const headers: Record<string, string | string[]> = {
     ':authority': host,
     ':method': method,
     ':path': path,
@@ -132,13 +135,16 @@ export function checkRequest(input: CheckInput = {}): object {
           ...(input.encodeRawHeaders
             ? {
                 header_map: {
-                  headers: Object.entries(headers).map(([key, value]) => ({
-                    key,
-                    raw_value: Buffer.from(value, 'utf8'),
-                  })),
+                  headers: Object.entries(headers).flatMap(([key, value]) =>
+                    [value].flat().map((v) => ({ key, raw_value: Buffer.from(v, 'utf8') })),
+                  ),
                 },
               }
-            : { headers }),
+            : {
+                headers: Object.fromEntries(
+                  Object.entries(headers).map(([key, value]) => [key, [value].flat().join(',')]),
+                ),
+              }),
           path,
           host,
           scheme: 'https',
@@ -227,7 +233,7 @@ export function healthCheck(client: grpc.Client, service = ''): Promise<string> 
 
 /** The L402/LSAT WWW-Authenticate value parsed into its parameters. */
 export function parseChallenge(value: string): { scheme: string; macaroon: string; invoice: string } {
-  const match = /^(L402|LSAT) macaroon="([^"]+)", invoice="([^"]+)"$/.exec(value);
+  const match = /^(L402|LSAT) macaroon="([^"]+)", invoice="([^"]+)", version="0"$/.exec(value);
   if (!match) throw new Error(`not an L402 challenge: ${value}`);
   return { scheme: match[1] ?? '', macaroon: match[2] ?? '', invoice: match[3] ?? '' };
 }

@@ -130,6 +130,8 @@ export function buildConfig(overrides: Raw = {}, rootKeyHex = randomRootKey()): 
     spent_set: { kind: 'memory' },
     routes: ROUTES,
     unmatched: { action: 'deny' },
+    // Tests stop many apps; the drain window has its own test (drain.test.ts).
+    drain_seconds: 0,
     shutdown_grace_ms: 2000,
     log_level: 'info',
   };

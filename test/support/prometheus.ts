@@ -38,7 +38,8 @@ export interface Sample {
 export interface Prometheus {
   url: string;
   /** Instant query; rejects on a PromQL error. */
-  query(expr: string): Promise<Sample[]>;
+  /** An instant query, at `time` (Unix seconds) when given, else now. */
+  query(expr: string, time?: number): Promise<Sample[]>;
   /** GET an API path (e.g. /api/v1/rules), the parsed `data`. */
   api<T>(pathAndQuery: string): Promise<T>;
   log(): string;
@@ -69,7 +70,8 @@ export async function startPrometheus({
     scrape_configs: jobs.map(({ job, target }) => ({
       job_name: job,
       scrape_timeout: `${intervalSeconds}s`,
-      static_configs: [{ targets: [target] }],
+      // The namespace label the Prometheus operator adds to every Kubernetes target.
+      static_configs: [{ targets: [target], labels: { namespace: 'payments' } }],
     })),
   };
   writeFileSync(configFile, JSON.stringify(config, null, 2));
@@ -133,9 +135,10 @@ export async function startPrometheus({
   return {
     url,
     api,
-    async query(expr) {
+    async query(expr, time) {
+      const at = time === undefined ? '' : `&time=${time}`;
       const data = await api<{ resultType: string; result: Sample[] | [number, string] }>(
-        `/api/v1/query?query=${encodeURIComponent(expr)}`,
+        `/api/v1/query?query=${encodeURIComponent(expr)}${at}`,
       );
       // A scalar is a single value; treat it as one sample without labels.
       if (data.resultType === 'scalar') return [{ metric: {}, value: data.result as [number, string] }];

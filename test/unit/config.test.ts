@@ -1,15 +1,17 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type Config, ConfigError, loadConfigFile, parseConfig } from '../../src/config';
 
-const HEX_A = 'a1'.repeat(32);
-const HEX_B = 'b2'.repeat(32);
+const HEX_A = '1ed3ab131d5250a4d30e6853cd602407fb179123c89fdebc945c8508bdf046d2';
+const HEX_B = '15eb5dea6d64ef19da628f09419bd731baf747a975684c67c6cf3fccd242f3af';
 const EXAMPLE_FILE = path.resolve(__dirname, '..', '..', 'plannt.example.yaml');
 
 /** Every field set, none left to defaults. */
 function fullExample(): Record<string, unknown> {
   return {
     listen: { grpc: '0.0.0.0:9001', admin: '127.0.0.1:9090', http: '0.0.0.0:9102' },
-    http_authz: { path_prefix: '/authz', timeout_ms: 1500 },
+    http_authz: { path_prefix: '/authz', timeout_ms: 1500, trust_expected_timeout_header: true },
     location: 'plannt-prod',
     tls: { cert_file: '/tls/tls.crt', key_file: '/tls/tls.key', client_ca_file: '/tls/ca.crt' },
     client_address: { trusted_hops: 2 },
@@ -63,6 +65,7 @@ function fullExample(): Record<string, unknown> {
     upstream: { strip_authorization: false },
     limits: { max_authorization_bytes: 4096, max_macaroons: 2, max_macaroon_bytes: 2048, max_caveats: 16 },
     retry_after_seconds: 7,
+    drain_seconds: 2,
     shutdown_grace_ms: 5000,
     log_level: 'debug',
   };
@@ -120,7 +123,7 @@ describe('a full example', () => {
     const config = parseConfig(minimal());
     expect(config).toMatchObject({
       listen: { grpc: '0.0.0.0:9001', admin: '0.0.0.0:9090', http: '0.0.0.0:9002' },
-      http_authz: { path_prefix: '', timeout_ms: 3000 },
+      http_authz: { path_prefix: '', timeout_ms: 3000, trust_expected_timeout_header: false },
       location: 'plannt',
       backend: { kind: 'dev', timeout_ms: 3000 },
       spent_set: { kind: 'memory', on_error: 'fail_closed', max_entries: 1_000_000, clock_skew_seconds: 30 },
@@ -130,6 +133,7 @@ describe('a full example', () => {
       upstream: { strip_authorization: true },
       limits: { max_authorization_bytes: 8192, max_macaroons: 4, max_macaroon_bytes: 4096, max_caveats: 32 },
       retry_after_seconds: 5,
+      drain_seconds: 5,
       shutdown_grace_ms: 10_000,
       log_level: 'info',
     });
@@ -176,6 +180,23 @@ describe('root keys', () => {
   it('never echoes a key in an error message', () => {
     const secret = 'cd'.repeat(31);
     expect(configError({ ...minimal(), root_keys: [{ id: 1, key: secret }] })).not.toContain(secret);
+  });
+
+  it.each([
+    ['all zeros', '00'.repeat(32)],
+    ['one repeated byte', 'ab'.repeat(32)],
+    ['a repeated word', 'deadbeef'.repeat(8)],
+    ['a counter', Array.from({ length: 32 }, (_, i) => i.toString(16).padStart(2, '0')).join('')],
+  ])('refuses a key that is not random: %s', (_, key) => {
+    expect(configError({ ...minimal(), root_keys: [{ id: 1, key }] })).toMatch(
+      /root_keys\.0\.key: too regular to be random/,
+    );
+  });
+
+  it('refuses a weak key from PLANNT_ROOT_KEYS too', () => {
+    expect(() => parseConfig(minimal(), { PLANNT_ROOT_KEYS: `1:${'00'.repeat(32)}` })).toThrow(
+      /root_keys\.0\.key: too regular/,
+    );
   });
 
   it('rejects a current_key_id that names no key', () => {
@@ -415,6 +436,15 @@ describe('environment overrides', () => {
     expect(config.spent_set.redis?.key_prefix).toBe('p:');
   });
 
+  it('PLANNT_REDIS_PASSWORD sets the Sentinel password, so it never sits in the config file', () => {
+    const raw = {
+      ...minimal(),
+      spent_set: { kind: 'redis', redis: { sentinels: [{ host: 's', port: 26379 }], master_name: 'm' } },
+    };
+    const config = parseConfig(raw, { PLANNT_REDIS_PASSWORD: 'pa55' });
+    expect(config.spent_set.redis).toMatchObject({ master_name: 'm', password: 'pa55' });
+  });
+
   it('PLANNT_SPENT_SET=redis with PLANNT_REDIS_URL turns a memory spent set into a redis one', () => {
     const config = parseConfig(minimal(), { PLANNT_SPENT_SET: 'redis', PLANNT_REDIS_URL: 'redis://r:6379' });
     expect(config.spent_set).toMatchObject({ kind: 'redis', redis: { url: 'redis://r:6379' } });
@@ -446,6 +476,67 @@ describe('environment overrides', () => {
   it('empty variables change nothing', () => {
     expect(parseConfig(minimal(), { PLANNT_ROOT_KEYS: '', PLANNT_REDIS_URL: '' })).toEqual(
       parseConfig(minimal()),
+    );
+  });
+});
+
+describe('errors never echo a value that might be a secret', () => {
+  const secret = HEX_B;
+
+  it('a YAML syntax error gives the line and column, not the line itself', () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'plannt-config-')), 'bad.yaml');
+    writeFileSync(file, `root_keys:\n  - id: 1\n    key: "${secret}" x\n`);
+    let message = '';
+    try {
+      loadConfigFile(file, {});
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/not valid YAML at line 3, column \d+/);
+    expect(message).not.toContain(secret.slice(0, 12));
+  });
+
+  it('an enumerated field names its options, not what it received', () => {
+    const message = configError({ ...minimal(), log_level: secret });
+    expect(message).toMatch(/log_level: expected one of 'fatal'/);
+    expect(message).not.toContain(secret);
+  });
+
+  it('an unknown field is named only when it looks like a field name', () => {
+    const message = configError({ ...minimal(), [secret]: 1, lisen: {} });
+    expect(message).toMatch(/unknown field\(s\): 'lisen', 1 more not shown/);
+    expect(message).not.toContain(secret);
+  });
+});
+
+describe('listen addresses', () => {
+  it.each([
+    ['a port above 65535', { grpc: '127.0.0.1:99999' }, /listen\.grpc: port must be 0 to 65535/],
+    [
+      'two listeners on one port',
+      { admin: '0.0.0.0:9100', http: '127.0.0.1:9100' },
+      /listen\.http: uses the same port as listen\.admin/,
+    ],
+  ])('refuses %s', (_, listen, expected) => {
+    expect(configError({ ...minimal(), listen })).toMatch(expected);
+  });
+
+  it('the same port on two specific hosts, or port 0 twice, is fine', () => {
+    expect(() =>
+      parseConfig({ ...minimal(), listen: { grpc: '127.0.0.1:9100', http: '127.0.0.2:9100' } }),
+    ).not.toThrow();
+    expect(() =>
+      parseConfig({
+        ...minimal(),
+        listen: { grpc: '127.0.0.1:0', http: '127.0.0.1:0', admin: '127.0.0.1:0' },
+      }),
+    ).not.toThrow();
+  });
+
+  it('a YAML scalar with PLANNT_ROOT_KEYS is a config error at the root, not a crash', () => {
+    expect(() => parseConfig('just a string', { PLANNT_ROOT_KEYS: `1:${HEX_A}` })).toThrow(
+      /\(root\): expected a mapping/,
     );
   });
 });

@@ -531,8 +531,8 @@ describe('render()', () => {
     expect(answer.status).toBe(402);
     expect(header(answer, 'content-type')).toEqual(['application/json']);
     expect(header(answer, 'www-authenticate')).toEqual([
-      `L402 macaroon="${challenge.macaroon}", invoice="${challenge.invoice}"`,
-      `LSAT macaroon="${challenge.macaroon}", invoice="${challenge.invoice}"`,
+      `L402 macaroon="${challenge.macaroon}", invoice="${challenge.invoice}", version="0"`,
+      `LSAT macaroon="${challenge.macaroon}", invoice="${challenge.invoice}", version="0"`,
     ]);
     expect(JSON.parse(answer.body)).toEqual({
       error: 'payment_required',

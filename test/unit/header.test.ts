@@ -163,11 +163,11 @@ describe('the size limit', () => {
 });
 
 describe('challengeHeaders', () => {
-  it('gives one L402 and one LSAT WWW-Authenticate value', () => {
+  it('gives one L402 and one LSAT value: macaroon, invoice, then version="0"', () => {
     expect(SCHEMES).toEqual(['L402', 'LSAT']);
     expect(challengeHeaders('bWFj', 'lnbcrt10n1xyz')).toEqual([
-      'L402 macaroon="bWFj", invoice="lnbcrt10n1xyz"',
-      'LSAT macaroon="bWFj", invoice="lnbcrt10n1xyz"',
+      'L402 macaroon="bWFj", invoice="lnbcrt10n1xyz", version="0"',
+      'LSAT macaroon="bWFj", invoice="lnbcrt10n1xyz", version="0"',
     ]);
   });
 });

@@ -161,7 +161,7 @@ describe('context_extensions override the table', () => {
   const withExt = (ext: Record<string, string>, rules: RouteRule[] = [base], unmatched?: UnmatchedPolicy) =>
     resolveRoute(table(rules, unmatched), target({ contextExtensions: ext }));
 
-  it('uses the context keys plannt.price_sats, plannt.service and plannt.route', () => {
+  it('uses the context keys plannt.price_sats, plannt.service, plannt.route and plannt.mode', () => {
     expect(CONTEXT_KEYS).toEqual({
       price: 'plannt.price_sats',
       service: 'plannt.service',

@@ -7,15 +7,18 @@ describe('parseWwwAuthenticate reads what Plannt sends', () => {
   it('reads each of the two challenge headers', () => {
     for (const value of challengeHeaders(MAC, INV)) {
       const [challenge] = parseWwwAuthenticate(value);
-      expect(challenge).toEqual({ scheme: value.slice(0, 4), params: { macaroon: MAC, invoice: INV } });
+      expect(challenge).toEqual({
+        scheme: value.slice(0, 4),
+        params: { macaroon: MAC, invoice: INV, version: '0' },
+      });
     }
   });
 
   it('reads both when fetch joins them into one value with ", "', () => {
     const joined = challengeHeaders(MAC, INV).join(', ');
     expect(parseWwwAuthenticate(joined)).toEqual([
-      { scheme: 'L402', params: { macaroon: MAC, invoice: INV } },
-      { scheme: 'LSAT', params: { macaroon: MAC, invoice: INV } },
+      { scheme: 'L402', params: { macaroon: MAC, invoice: INV, version: '0' } },
+      { scheme: 'LSAT', params: { macaroon: MAC, invoice: INV, version: '0' } },
     ]);
   });
 });

@@ -63,13 +63,24 @@ app.kubernetes.io/part-of: plannt
 {{- if .Values.lnd.existingSecret }}{{ if .Values.lnd.existingSecretCertKey }}true{{ end }}{{ else if .Values.lnd.tlsCert }}true{{ end }}
 {{- end }}
 
+{{/* Sentinel and Cluster are configured by their nodes; the URL is for a single Redis only. */}}
+{{- define "plannt.redisByNodes" -}}
+{{- $r := default dict .Values.config.spent_set.redis }}
+{{- if or $r.sentinels $r.cluster_nodes }}true{{ end }}
+{{- end }}
+
 {{- define "plannt.redisUrlFromSecret" -}}
-{{- if or .Values.redis.url .Values.redis.existingSecret }}true{{ end }}
+{{- if and (not (include "plannt.redisByNodes" .)) (or .Values.redis.url (and .Values.redis.existingSecret .Values.redis.existingSecretKey)) }}true{{ end }}
+{{- end }}
+
+{{/* The Sentinel/Cluster password reaches Plannt as PLANNT_REDIS_PASSWORD from a Secret, never the ConfigMap. */}}
+{{- define "plannt.redisPasswordFromSecret" -}}
+{{- if .Values.redis.existingSecret }}{{ if .Values.redis.existingSecretPasswordKey }}true{{ end }}{{ else if .Values.redis.password }}true{{ end }}
 {{- end }}
 
 {{/* The chart's own Secret is needed unless every secret value comes from an existing Secret. */}}
 {{- define "plannt.ownSecret" -}}
-{{- if or (not .Values.rootKeys.existingSecret) (and .Values.lnd.socket (not .Values.lnd.existingSecret)) (and .Values.redis.url (not .Values.redis.existingSecret)) }}true{{ end }}
+{{- if or (not .Values.rootKeys.existingSecret) (and .Values.lnd.socket (not .Values.lnd.existingSecret)) (and (or .Values.redis.url .Values.redis.password) (not .Values.redis.existingSecret)) }}true{{ end }}
 {{- end }}
 
 {{/*
