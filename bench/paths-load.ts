@@ -2,6 +2,8 @@
  * Load generator for bench/paths.ts, bench/soak.ts and bench/redis-memory.ts, run in its own process and
  * driven over IPC. It sends Envoy-shaped CheckRequests of one kind, or a weighted mix:
  *   verify     a fresh single-use token minted with the server's root key (allowed once)
+ *   bundle     the first use of a fresh 10-use token (the spent-set's Lua script instead of SET NX)
+ *   pass       a fresh time pass (`plannt_uses=unlimited`, no rate bound: no Redis call at all)
  *   garbage    `L402 <random base64 of a macaroon's length>:<random hex>`: rejected at decoding
  *   forged     a well-formed token signed with another key: rejected after the HMAC chain (invalid_signature)
  *   challenge  no Authorization header: a 402 with a fresh invoice; source addresses rotate over a pool, as
@@ -16,6 +18,7 @@ import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { devInvoiceBackend } from '../src/adapters/dev-invoices';
 import { AuthorizationClient } from '../src/envoy/protos';
+import type { MintedTerms } from '../src/l402/caveats';
 import { keyring } from '../src/l402/keys';
 import { mintMacaroon } from '../src/l402/mint';
 import {
@@ -25,9 +28,17 @@ import {
   passThrough,
   serializeCheckRequest,
 } from './check-codec';
-import { BENCH_HOST, BENCH_LOCATION, BENCH_PATH, BENCH_ROUTE, type TokenSpec } from './protocol';
+import {
+  BENCH_BUNDLE_ROUTE,
+  BENCH_HOST,
+  BENCH_LOCATION,
+  BENCH_PASS_ROUTE,
+  BENCH_PATH,
+  BENCH_ROUTE,
+  type TokenSpec,
+} from './protocol';
 
-export type RequestKind = 'verify' | 'garbage' | 'forged' | 'challenge';
+export type RequestKind = 'verify' | 'bundle' | 'pass' | 'garbage' | 'forged' | 'challenge';
 
 export interface PathsRun {
   type: 'run';
@@ -91,7 +102,7 @@ function send(event: PathsLoadEvent): void {
   process.send?.(event);
 }
 
-function envoyRequest(authorization: string | undefined, source: string): object {
+function envoyRequest(authorization: string | undefined, source: string, path = BENCH_PATH): object {
   const id = randomUUID();
   return {
     attributes: {
@@ -105,7 +116,7 @@ function envoyRequest(authorization: string | undefined, source: string): object
           headers: {
             ':authority': BENCH_HOST,
             ':method': 'GET',
-            ':path': BENCH_PATH,
+            ':path': path,
             ':scheme': 'https',
             accept: 'application/json',
             'accept-encoding': 'gzip, deflate, br',
@@ -115,7 +126,7 @@ function envoyRequest(authorization: string | undefined, source: string): object
             'x-forwarded-proto': 'https',
             'x-request-id': id,
           },
-          path: BENCH_PATH,
+          path,
           host: BENCH_HOST,
           scheme: 'https',
           protocol: 'HTTP/1.1',
@@ -132,16 +143,18 @@ function requestFactory(run: PathsRun): () => Buffer {
     run.tokens.keyId,
   );
   const stranger = keyring([{ id: run.tokens.keyId, secret: randomBytes(32) }], run.tokens.keyId);
-  const terms = {
+  const terms: MintedTerms = {
     service: BENCH_ROUTE.service,
     routeId: BENCH_ROUTE.id,
     priceSats: BENCH_ROUTE.priceSats,
     validUntil: run.tokens.validUntil,
   };
-  const token = (k: typeof keys) => {
+  const bundleTerms = { ...terms, routeId: BENCH_BUNDLE_ROUTE.id, uses: BENCH_BUNDLE_ROUTE.uses };
+  const passTerms = { ...terms, routeId: BENCH_PASS_ROUTE.id, uses: BENCH_PASS_ROUTE.uses };
+  const token = (k: typeof keys, t: typeof terms = terms) => {
     const preimage = randomBytes(32);
     const hash = createHash('sha256').update(preimage).digest();
-    return `L402 ${mintMacaroon(hash, terms, k, BENCH_LOCATION).toString('base64')}:${preimage.toString('hex')}`;
+    return `L402 ${mintMacaroon(hash, t, k, BENCH_LOCATION).toString('base64')}:${preimage.toString('hex')}`;
   };
   const macaroonLength = mintMacaroon(randomBytes(32), terms, keys, BENCH_LOCATION).length;
   const kinds = Object.entries(run.mix).filter(([, w]) => (w ?? 0) > 0) as [RequestKind, number][];
@@ -157,6 +170,18 @@ function requestFactory(run: PathsRun): () => Buffer {
     }
     n = (n + 1) % SOURCE_POOL;
     const source = kind === 'challenge' ? `10.9.${n >> 8}.${n & 255}` : '10.1.2.3';
+    if (kind === 'bundle')
+      return serializeCheckRequest(
+        envoyRequest(
+          token(keys, bundleTerms),
+          source,
+          `${BENCH_BUNDLE_ROUTE.pathPrefix}forecast?city=lisbon`,
+        ),
+      );
+    if (kind === 'pass')
+      return serializeCheckRequest(
+        envoyRequest(token(keys, passTerms), source, `${BENCH_PASS_ROUTE.pathPrefix}forecast?city=lisbon`),
+      );
     const authorization =
       kind === 'verify'
         ? token(keys)

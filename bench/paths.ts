@@ -12,7 +12,8 @@
  * with nothing else going on. Rounds alternate the order of the phases so drift cancels. Afterwards, verify
  * runs open loop at half its peak for the latency target (p99 <= 1 ms).
  * --cpu-prof DIR writes a V8 CPU profile of the Plannt process (summarise it with profile-summary.js);
- * --only verify (or garbage, forged, challenge, allow-all, raw) runs a subset of the phases;
+ * --only verify (or bundle, pass, garbage, forged, challenge, allow-all, raw) runs a subset of the phases;
+ * bundle and pass verify the first use of a 10-use token (the Lua script) and a time pass (no Redis call).
  * --server-flags=... passes Node flags to the Plannt process (e.g. --max-semi-space-size=2).
  */
 import { randomBytes } from 'node:crypto';
@@ -123,6 +124,8 @@ async function main(): Promise<void> {
     const phases: Phase[] = [
       { name: 'verify (redis)', target: 'plannt', kind: 'verify', count: REQUESTS },
       { name: 'allow-all ceiling', target: 'allow-all', kind: 'verify', count: REQUESTS },
+      { name: 'verify bundle (script)', target: 'plannt', kind: 'bundle', count: REQUESTS },
+      { name: 'verify pass (no redis)', target: 'plannt', kind: 'pass', count: REQUESTS },
       { name: 'reject garbage', target: 'plannt', kind: 'garbage', count: REQUESTS },
       { name: 'reject forged', target: 'plannt', kind: 'forged', count: REQUESTS },
       { name: 'challenge (dev)', target: 'plannt', kind: 'challenge', count: CHALLENGES },
@@ -219,6 +222,16 @@ async function main(): Promise<void> {
       ? [
           `  verify / allow-all throughput:       ${(verify / ceiling).toFixed(3)} (${verify.toFixed(0)} / ${ceiling.toFixed(0)} req/s; target >= 0.85: ${verify / ceiling >= 0.85 ? 'met' : 'MISSED'})`,
           `  verify server CPU / allow-all:       ${(cpu('verify (redis)') / cpu('allow-all ceiling')).toFixed(3)} (${cpu('verify (redis)').toFixed(0)} / ${cpu('allow-all ceiling').toFixed(0)} µs per request)`,
+        ]
+      : []),
+    ...(has('verify bundle (script)') && has('verify (redis)')
+      ? [
+          `  verify bundle / single-use:          ${(tput('verify bundle (script)') / verify).toFixed(3)} throughput (${tput('verify bundle (script)').toFixed(0)} / ${verify.toFixed(0)} req/s), server CPU ${cpu('verify bundle (script)').toFixed(0)} vs ${cpu('verify (redis)').toFixed(0)} µs`,
+        ]
+      : []),
+    ...(has('verify pass (no redis)') && has('verify (redis)')
+      ? [
+          `  verify pass / single-use:            ${(tput('verify pass (no redis)') / verify).toFixed(3)} throughput (${tput('verify pass (no redis)').toFixed(0)} / ${verify.toFixed(0)} req/s), server CPU ${cpu('verify pass (no redis)').toFixed(0)} µs`,
         ]
       : []),
     ...(has('reject garbage') && has('verify (redis)')

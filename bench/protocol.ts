@@ -11,6 +11,22 @@ export const BENCH_ROUTE = {
   pathPrefix: '/v1/bench/',
 } as const;
 
+/** The same service sold as 10-use bundles (verify = the Lua script) and as passes (verify = no Redis call). */
+export const BENCH_BUNDLE_ROUTE = {
+  id: 'bench.bundle',
+  service: 'bench',
+  priceSats: 10,
+  pathPrefix: '/v1/bundle/',
+  uses: 10,
+} as const;
+export const BENCH_PASS_ROUTE = {
+  id: 'bench.pass',
+  service: 'bench',
+  priceSats: 10,
+  pathPrefix: '/v1/pass/',
+  uses: 'unlimited',
+} as const;
+
 export const BENCH_HOST = 'api.bench.example';
 export const BENCH_PATH = '/v1/bench/forecast?city=lisbon&days=3';
 export const BENCH_LOCATION = 'plannt';

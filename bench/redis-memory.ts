@@ -7,12 +7,16 @@
  * writes them (redis-spent-set.ts: key = key_prefix + raw 32-byte payment hash, value = a nonce 0-9999,
  * PX ttl, NX), pipelined. Memory per entry = Δ used_memory / entries (INFO memory), cross-checked with
  * MEMORY USAGE on sampled keys. Variants show what the format costs: the previous 8-byte binary nonce, and a 2-byte prefix.
+ * Token kinds (--consume-entries, default 200,000 tokens each) are written by the adapter's own consume(): a
+ * single-use token, a bundle after 3 uses (count as an integer), a paced pass (count|second|uses-in-second).
  * Then Plannt (bench/server-host.js, Redis spent-set on that server) is driven by bench/paths-load.js, open
  * loop at --rate verifies/s: empty set, the same set after --entries spends were added, then empty again.
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { redisSpentSet } from '../src/adapters/redis-spent-set';
+import type { UseLimit } from '../src/core/ports';
 import { Child } from './ipc';
 import type { PathsLoadCommand, PathsLoadEvent, PathsResult } from './paths-load';
 import { BENCH_KEY_ID, type ServerCommand, type ServerEvent } from './protocol';
@@ -24,8 +28,10 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '400' },
     seconds: { type: 'string', default: '10' },
     json: { type: 'string' },
+    'consume-entries': { type: 'string', default: '200000' },
   },
 });
+const CONSUME_ENTRIES = Number(args['consume-entries']);
 const ENTRIES = Number(args.entries);
 const RATE = Number(args.rate);
 const SECONDS = Number(args.seconds);
@@ -94,6 +100,55 @@ async function measureFill(
   return result;
 }
 
+/** Tokens used `uses` times each through the real adapter; fewer entries than the fills: one round trip each. */
+async function measureConsumes(
+  redis: RedisProcess,
+  variant: string,
+  use: UseLimit,
+  uses: number,
+): Promise<Fill> {
+  const entries = Math.min(ENTRIES, CONSUME_ENTRIES);
+  await redis.client.flushall();
+  const spentSet = redisSpentSet({
+    target: { mode: 'standalone', url: redis.url },
+    keyPrefix: DEFAULT_PREFIX,
+    commandTimeoutMs: 10_000,
+  });
+  try {
+    await spentSet.probe();
+    const before = await usedMemory(redis);
+    const started = Date.now();
+    const samples: Buffer[] = [];
+    for (let done = 0; done < entries; ) {
+      const batch = Array.from({ length: Math.min(2000, entries - done) }, () => randomBytes(32));
+      for (let i = 0; i < uses; i++) {
+        const results = await Promise.all(batch.map((h) => spentSet.consume(h, use)));
+        if (results.some((r) => !r.ok)) throw new Error(`${variant}: a use was refused`);
+      }
+      if (samples.length < 200)
+        samples.push(...batch.slice(0, 10).map((h) => Buffer.concat([Buffer.from(DEFAULT_PREFIX), h])));
+      done += batch.length;
+    }
+    const seconds = (Date.now() - started) / 1000;
+    const after = await usedMemory(redis);
+    const usages = await Promise.all(samples.map((k) => redis.client.memory('USAGE', k)));
+    const sample = usages.reduce<number>((s, u) => s + Number(u ?? 0), 0) / (usages.length || 1);
+    const result = {
+      variant,
+      entries,
+      bytesPerEntry: (after - before) / entries,
+      memoryUsageSample: sample,
+      seconds,
+    };
+    process.stdout.write(
+      `  ${variant.padEnd(44)} ${result.bytesPerEntry.toFixed(1).padStart(8)} B/entry   MEMORY USAGE ${sample.toFixed(0).padStart(4)} B   (${entries} tokens in ${seconds.toFixed(1)} s)\n`,
+    );
+    return result;
+  } finally {
+    await spentSet.close();
+  }
+}
+
 const ms = (us: number) => (us / 1000).toFixed(2);
 
 async function main(): Promise<void> {
@@ -105,7 +160,7 @@ async function main(): Promise<void> {
   const server = new Child<ServerCommand, ServerEvent>('plannt', 'server-host.js');
   const load = new Child<PathsLoadCommand, PathsLoadEvent>('load', 'paths-load.js');
   try {
-    const nonce = () => String(randomInt(10_000)); // as redis-spent-set.ts writes it
+    const nonce = () => String(randomInt(10_000)); // as redis-spent-set.ts wrote it before counted tokens
     fills.push(
       await measureFill(redis, `Plannt: prefix "${DEFAULT_PREFIX}", nonce 0-9999`, DEFAULT_PREFIX, nonce),
     );
@@ -115,6 +170,26 @@ async function main(): Promise<void> {
       ),
     );
     fills.push(await measureFill(redis, 'what-if: prefix "p:", nonce 0-9999', 'p:', nonce));
+    // Token kinds, written by the adapter itself (redis-spent-set.ts consume()), so the format is Plannt's.
+    fills.push(
+      await measureConsumes(redis, 'consume(): single-use (SET NX "1")', { limit: 1, ttlMs: TTL_MS }, 1),
+    );
+    fills.push(
+      await measureConsumes(
+        redis,
+        'consume(): 10-use bundle after 3 uses (script)',
+        { limit: 10, ttlMs: TTL_MS },
+        3,
+      ),
+    );
+    fills.push(
+      await measureConsumes(
+        redis,
+        'consume(): paced pass, 5/s, after 3 uses',
+        { limit: 'unlimited', ttlMs: TTL_MS, maxPerSecond: 5 },
+        3,
+      ),
+    );
 
     // Verify latency: empty, full, empty again.
     await redis.client.flushall();

@@ -8,7 +8,15 @@ import { type App, startApp } from '../src/app';
 import { parseConfig } from '../src/config';
 import { createLogger } from '../src/logger';
 import { type AllowAllServer, startAllowAllServer } from './allow-all-server';
-import { BENCH_KEY_ID, BENCH_LOCATION, BENCH_ROUTE, type ServerCommand, type ServerEvent } from './protocol';
+import {
+  BENCH_BUNDLE_ROUTE,
+  BENCH_KEY_ID,
+  BENCH_LOCATION,
+  BENCH_PASS_ROUTE,
+  BENCH_ROUTE,
+  type ServerCommand,
+  type ServerEvent,
+} from './protocol';
 
 let app: App | undefined;
 let allowAll: AllowAllServer | undefined;
@@ -37,6 +45,13 @@ async function start(cmd: Extract<ServerCommand, { type: 'start' }>): Promise<nu
         price_sats: BENCH_ROUTE.priceSats,
         path: { prefix: BENCH_ROUTE.pathPrefix },
       },
+      ...[BENCH_BUNDLE_ROUTE, BENCH_PASS_ROUTE].map((r) => ({
+        id: r.id,
+        service: r.service,
+        price_sats: r.priceSats,
+        path: { prefix: r.pathPrefix },
+        uses: r.uses,
+      })),
     ],
     unmatched: { action: 'deny' },
     drain_seconds: 0,

@@ -8,6 +8,7 @@ import { BudgetExceededError, ChallengeError, PaymentError } from './client/erro
 import { createL402Client, type L402Client } from './client/fetch';
 import { SpendLedger } from './client/ledger';
 import { isNetwork, NETWORKS, type Network } from './client/network';
+import { fileTokenStore, type TokenStore } from './client/token-store';
 import type { Wallet } from './client/wallet';
 import { devWallet } from './client/wallets/dev';
 import { lndWallet, lndWalletOptionsFromFiles } from './client/wallets/lnd';
@@ -116,11 +117,18 @@ function ledgerOf(flags: BudgetFlags): SpendLedger {
   });
 }
 
-function clientOf(flags: WalletFlags & BudgetFlags, budget: BudgetLimits, wallet: Wallet): L402Client {
+function clientOf(
+  flags: WalletFlags & BudgetFlags,
+  budget: BudgetLimits,
+  wallet: Wallet,
+  tokenStore?: TokenStore,
+): L402Client {
+  // Without a store of its own the client keeps tokens in memory: an MCP session reuses a bundle or pass.
   return createL402Client({
     wallet,
     budget,
     ledger: ledgerOf(flags),
+    ...(tokenStore && { tokenStore }),
     ...(flags.maxFeeSats !== undefined && { maxFeeSats: flags.maxFeeSats }),
   });
 }
@@ -141,7 +149,11 @@ export function registerAgentCommands(program: Command): void {
         'most all payments may cost (with --ledger, across runs)',
         sats('--max-total-sats'),
       )
-      .option('--dry-run', 'show what would be paid, pay nothing'),
+      .option('--dry-run', 'show what would be paid, pay nothing')
+      .option(
+        '--tokens <file>',
+        'keep paid tokens in this file (mode 0600: it holds preimages) and reuse them across runs until used up or expired',
+      ),
   ).action(fetchCommand);
 
   walletAndBudgetOptions(
@@ -154,7 +166,14 @@ export function registerAgentCommands(program: Command): void {
 }
 
 type FetchFlags = WalletFlags &
-  BudgetFlags & { method?: string; header: string[]; data?: string; maxSats: number; dryRun?: boolean };
+  BudgetFlags & {
+    method?: string;
+    header: string[];
+    data?: string;
+    maxSats: number;
+    dryRun?: boolean;
+    tokens?: string;
+  };
 
 async function fetchCommand(url: string, flags: FetchFlags): Promise<void> {
   const fail = (code: number, message: string) => {
@@ -174,7 +193,12 @@ async function fetchCommand(url: string, flags: FetchFlags): Promise<void> {
   } catch (err) {
     return fail(FETCH_EXIT.failure, (err as Error).message);
   }
-  const client = clientOf(flags, budgetOf(flags, flags.maxSats, flags.maxTotalSats ?? flags.maxSats), wallet);
+  const client = clientOf(
+    flags,
+    budgetOf(flags, flags.maxSats, flags.maxTotalSats ?? flags.maxSats),
+    wallet,
+    flags.tokens ? fileTokenStore(flags.tokens) : undefined,
+  );
   try {
     const result = await client.request(
       url,

@@ -10,7 +10,7 @@ import { type RedisTarget, redisSpentSet } from './adapters/redis-spent-set';
 import type { Config } from './config';
 import { ConfigError } from './config';
 import type { ChallengeLimits, Engine } from './core/decide';
-import { serviceOfMemo } from './core/memo';
+import { routeOfMemo, serviceOfMemo } from './core/memo';
 import type { InvoiceBackend, SpentSet } from './core/ports';
 import { concurrencyCap, tokenBucketLimiter } from './core/rate-limit';
 import type { RouteRule, RouteTable } from './core/routes';
@@ -74,9 +74,14 @@ export async function startApp(
   const gate = createGate(engine, metrics, logger);
   // Payments are counted when they settle, not when (or if) their token is used.
   let services = pricedServices(engine.routes);
+  let routeIds = pricedRoutes(engine.routes);
   metrics.initialize(services, [invoices.name, spentSet.name]);
   const stopWatching = invoices.watchSettlements?.((settled) =>
-    metrics.invoiceSettled(serviceOfMemo(settled.memo, services), settled.sats),
+    metrics.invoiceSettled(
+      serviceOfMemo(settled.memo, services),
+      settled.sats,
+      routeOfMemo(settled.memo, routeIds),
+    ),
   );
 
   const readiness = startReadiness(
@@ -185,6 +190,7 @@ export async function startApp(
       engine.routes = routes;
       engine.keys = keys;
       services = pricedServices(routes);
+      routeIds = pricedRoutes(routes);
       // A service a reload adds starts at 0 too, so its first payment counts.
       metrics.initialize(services, []);
       const needRestart = Object.keys(next).filter(
@@ -261,7 +267,10 @@ function createSpentSet(config: Config, metrics: Metrics): SpentSet {
       : { mode: 'cluster', nodes: r.cluster_nodes ?? [], ...(r.password && { password: r.password }) };
   const shared = redisSpentSet({ target, keyPrefix: r.key_prefix, commandTimeoutMs: r.command_timeout_ms });
   if (s.on_error === 'fail_closed') return shared;
-  return withLocalFallback(shared, memorySpentSet(s.max_entries, 'local'), () => metrics.spentSetFallback());
+  return withLocalFallback(shared, memorySpentSet(s.max_entries, 'local'), () => metrics.spentSetFallback(), {
+    maxPending: s.max_entries,
+    onPending: (tokens) => metrics.writeBackPending(tokens),
+  });
 }
 
 /** A file named in the config; a failure to read it is a config error naming the field. */
@@ -314,6 +323,13 @@ function challengeLimits(config: Config): ChallengeLimits {
 }
 
 /** The services the settlement metrics name; any other memo is counted as `other`, keeping labels bounded. */
+/** The route ids the settlement-by-route metric names; any other memo is counted as `other`. */
+function pricedRoutes(routes: RouteTable): Set<string> {
+  const ids = new Set(routes.rules.map((r) => r.id));
+  if (routes.unmatched.action === 'price') ids.add(routes.unmatched.route.id);
+  return ids;
+}
+
 function pricedServices(routes: RouteTable): Set<string> {
   const services = new Set(routes.rules.map((r) => r.service));
   if (routes.unmatched.action === 'price') services.add(routes.unmatched.route.service);
@@ -346,6 +362,8 @@ function routeTable(config: Config): RouteTable {
     ...(r.host !== undefined && { host: r.host.toLowerCase() }),
     ...(r.methods && { methods: r.methods.map((m) => m.toUpperCase()) }),
     ...(r.capability !== undefined && { capability: r.capability }),
+    ...(r.uses !== undefined && { uses: r.uses }),
+    ...(r.max_requests_per_second !== undefined && { maxRequestsPerSecond: r.max_requests_per_second }),
     ...(r.mode === 'shadow' && { shadow: true as const }),
   }));
   const u = config.unmatched;

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLError } from 'yaml';
 import { z } from 'zod';
-import { NAME_PATTERN, ROUTE_ID_PATTERN } from './core/routes';
+import { MAX_USES, NAME_PATTERN, ROUTE_ID_PATTERN } from './core/routes';
 import { MIN_ROOT_KEY_BYTES, weakKeyProblem } from './l402/keys';
 
 const hostPort = z
@@ -49,10 +49,21 @@ const route = z
       .optional(),
     token_lifetime_seconds: seconds.optional(),
     invoice_expiry_seconds: seconds.optional(),
+    // Requests one token buys: 1 (single use), N (a bundle) or 'unlimited' (a pass until the token expires).
+    uses: z
+      .union([z.number().int().min(1).max(MAX_USES), z.literal('unlimited')], {
+        errorMap: () => ({ message: `expected a whole number from 1 to ${MAX_USES}, or "unlimited"` }),
+      })
+      .optional(),
+    max_requests_per_second: z.number().int().min(1).max(1_000_000).optional(),
     // shadow: decide and record as if enforcing, but allow, so pricing can be watched before it is enforced.
     mode: z.enum(['enforce', 'shadow']).default('enforce'),
   })
-  .strict();
+  .strict()
+  .refine((r) => r.max_requests_per_second === undefined || (r.uses ?? 1) !== 1, {
+    message: 'needs uses above 1 or "unlimited": a single-use token has no rate to bound',
+    path: ['max_requests_per_second'],
+  });
 
 const lnd = z
   .object({

@@ -9,8 +9,10 @@ export interface Metrics {
   recordDecision(decision: Decision, path: CheckPath, seconds: number): void;
   backendError(backend: string): void;
   spentSetFallback(): void;
+  /** Tokens whose local_fallback uses wait to be written back to the shared spent-set. */
+  writeBackPending(tokens: number): void;
   /** An invoice was paid (the backend's settlement stream), whether or not its token is ever used. */
-  invoiceSettled(service: string, sats: number): void;
+  invoiceSettled(service: string, sats: number, route?: string): void;
   setReady(dependency: string, ready: boolean): void;
   /**
    * Starts the per-service and per-backend counters at 0. A labelled counter otherwise appears at its first
@@ -56,8 +58,39 @@ export function createMetrics(): Metrics {
   });
   const paidSats = new Counter({
     name: 'plannt_paid_sats_total',
-    help: 'Satoshis of the tokens used by allowed requests, by service.',
+    help: 'Satoshis of the tokens used by allowed requests, each token counted once at its first use, by service.',
     labelNames: ['service'],
+    registers,
+  });
+  const tokenUses = new Counter({
+    name: 'plannt_token_uses_total',
+    help: 'Paid requests served, by service and token kind (single, bundle, pass).',
+    labelNames: ['service', 'kind'],
+    registers,
+  });
+  const routeUses = new Counter({
+    name: 'plannt_route_paid_requests_total',
+    help: 'Paid requests served, by route: divide plannt_route_settled_sats_total by it for sats per request.',
+    labelNames: ['route'],
+    registers,
+  });
+  const routeSettledSats = new Counter({
+    name: 'plannt_route_settled_sats_total',
+    help: "Satoshis received by paid invoices, by route (other = not one of the configured routes').",
+    labelNames: ['route'],
+    registers,
+  });
+  const exhausted = new Counter({
+    name: 'plannt_tokens_exhausted_total',
+    help: 'Tokens of more than one use whose last use was served, by service and kind.',
+    labelNames: ['service', 'kind'],
+    registers,
+  });
+  const remainingAtFirstUse = new Histogram({
+    name: 'plannt_token_remaining_uses',
+    help: 'Uses a bundle has left after its first use (what each sale still owes), by service.',
+    labelNames: ['service'],
+    buckets: [1, 2, 4, 9, 19, 49, 99, 199, 499, 999, 9999],
     registers,
   });
   const shadowDenials = new Counter({
@@ -77,6 +110,11 @@ export function createMetrics(): Metrics {
     name: 'plannt_backend_errors_total',
     help: 'Failures of a dependency (invoice backend or spent-set) while deciding, by backend.',
     labelNames: ['backend'],
+    registers,
+  });
+  const pendingWriteBack = new Gauge({
+    name: 'plannt_spent_set_writeback_pending',
+    help: 'Tokens with uses counted in pod memory (local_fallback) that Redis has not been told of yet.',
     registers,
   });
   const fallbacks = new Counter({
@@ -118,8 +156,16 @@ export function createMetrics(): Metrics {
       duration.observe({ path }, seconds);
       if (decision.kind === 'allow') {
         if (decision.reason === 'paid') {
+          const kind = decision.tokenKind ?? 'single';
           paidRequests.inc({ service });
-          paidSats.inc({ service }, decision.amountSats ?? 0);
+          tokenUses.inc({ service, kind });
+          if (decision.route) routeUses.inc({ route: decision.route.id });
+          // A token's price counts once, at its first use, whatever the uses it buys; a pass that is never
+          // counted (no rate bound) is seen only by its settlement (plannt_route_settled_sats_total).
+          if (kind === 'single' || decision.used === 1) paidSats.inc({ service }, decision.amountSats ?? 0);
+          if (kind === 'bundle' && decision.used === 1 && typeof decision.remaining === 'number')
+            remainingAtFirstUse.observe({ service }, decision.remaining);
+          if (kind === 'bundle' && decision.remaining === 0) exhausted.inc({ service, kind });
         }
         if (decision.wouldDeny) shadowDenials.inc({ reason: decision.wouldDeny, service });
         return;
@@ -129,9 +175,11 @@ export function createMetrics(): Metrics {
     },
     backendError: (backend) => backendErrors.inc({ backend }),
     spentSetFallback: () => fallbacks.inc(),
-    invoiceSettled(service, sats) {
+    writeBackPending: (tokens) => pendingWriteBack.set(tokens),
+    invoiceSettled(service, sats, route) {
       settledInvoices.inc({ service });
       settledSats.inc({ service }, sats);
+      if (route !== undefined) routeSettledSats.inc({ route }, sats);
     },
     setReady: (dependency, ok) => ready.set({ dependency }, ok ? 1 : 0),
     initialize(services, backends) {

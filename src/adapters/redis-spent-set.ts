@@ -1,16 +1,67 @@
 /**
- * Spent-set on Redis, shared by every replica: one `SET key 1 PX ttl NX` per spend, atomic on the server.
+ * Spent-set on Redis, shared by every replica: one atomic command per use. A single-use token is one
+ * `SET key 1 PX ttl NX`; a counted one (bundle, pass with a rate bound) one Lua script over the same key, so a
+ * token narrowed by a holder to one use and its original count against the same number. The value is the
+ * count of uses, plus `|<second>|<uses in it>` when a rate bound applies: one key per token (one cluster
+ * slot), and an integer below 10,000 is one of Redis's shared objects, so a counted token costs no more
+ * memory than a single-use one (docs/benchmarks.md).
  * Keys are the prefix plus the raw 32-byte payment hash (binary-safe, compact).
  * Commands fail fast while Redis is away (no offline queue) so the gate can answer 503 or fall back.
  */
-import { randomInt } from 'node:crypto';
 import { once } from 'node:events';
 import Redis, { Cluster, type RedisOptions } from 'ioredis';
-import { DependencyUnavailable, type SpentSet } from '../core/ports';
+import { type Consumption, DependencyUnavailable, type SpentSet } from '../core/ports';
 import { withTimeout } from './timeout';
 
-const DELETE_IF_EQUAL =
-  "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+/**
+ * KEYS[1]: the token's key. ARGV: limit (0 = unlimited), TTL in ms, uses per second (0 = no bound).
+ * Returns {1, used} when the use is counted, {0, used} when the limit is reached, {-1, used} when the second
+ * is full. Refused uses are not counted, so the count never passes the limit. Redis's own clock keys the
+ * second, so replicas whose clocks differ share one window. A value it cannot read counts as used up.
+ */
+const CONSUME = `
+local v = redis.call('GET', KEYS[1])
+local used, second, inSecond = 0, 0, 0
+if v then
+  local u, s, n = string.match(v, '^(%d+)|(%d+)|(%d+)$')
+  if u then used, second, inSecond = tonumber(u), tonumber(s), tonumber(n) else used = tonumber(v) end
+  if not used then return {0, 0} end
+end
+local limit, perSecond = tonumber(ARGV[1]), tonumber(ARGV[3])
+if limit > 0 and used >= limit then return {0, used} end
+local value = used + 1
+if perSecond > 0 then
+  local now = tonumber(redis.call('TIME')[1])
+  if now == second then
+    if inSecond >= perSecond then return {-1, used} end
+    inSecond = inSecond + 1
+  else
+    second, inSecond = now, 1
+  end
+  value = value .. '|' .. second .. '|' .. inSecond
+end
+if v then redis.call('SET', KEYS[1], value, 'KEEPTTL') else redis.call('SET', KEYS[1], value, 'PX', ARGV[2]) end
+return {1, used + 1}
+`;
+
+/**
+ * Undoes one counted use whose reply came after the caller gave up (the client got a 503, never the use).
+ * Decrementing is right even if other uses were counted since: this one was never served, whichever it was.
+ */
+const UNDO = `
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local u, rest = string.match(v, '^(%d+)(.*)$')
+if not u then return 0 end
+local used = tonumber(u)
+if used <= 1 then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], (used - 1) .. rest, 'KEEPTTL') end
+return 1
+`;
+
+interface ScriptedClient {
+  planntConsume(key: Buffer, limit: number, ttlMs: number, perSecond: number): Promise<[number, number]>;
+  planntUndo(key: Buffer): Promise<number>;
+}
 
 export type RedisTarget =
   | { mode: 'standalone'; url: string }
@@ -27,6 +78,10 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
   const client = connect(options);
   // Errors surface per command; without a listener ioredis would log every reconnect attempt as unhandled.
   client.on('error', () => {});
+  // EVALSHA, falling back to EVAL once per connection when the script is not cached.
+  client.defineCommand('planntConsume', { numberOfKeys: 1, lua: CONSUME });
+  client.defineCommand('planntUndo', { numberOfKeys: 1, lua: UNDO });
+  const scripts = client as unknown as ScriptedClient;
   const prefix = Buffer.from(options.keyPrefix, 'utf8');
   const ms = options.commandTimeoutMs;
   const timedOut =
@@ -41,23 +96,33 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
 
   return {
     name: 'redis',
-    async spend(paymentHash, ttlMs, timeoutMs = ms) {
+    async consume(paymentHash, use, timeoutMs = ms) {
       const key = Buffer.concat([prefix, paymentHash]);
-      // A value per attempt: if Redis applies the SET but answers after we gave up (and told the client 503),
-      // the late OK undoes exactly this attempt, so a paid token is never burnt unserved. Only an attempt that
-      // got OK undoes, and no other attempt can write the key until that undo, so the value is a second
-      // safeguard, not the mechanism: a small integer suffices, and Redis stores 0–9999 as shared objects,
-      // saving 32 bytes per spent token (docs/benchmarks.md).
-      const nonce = String(randomInt(10_000));
-      const attempt = client.set(key, nonce, 'PX', Math.ceil(ttlMs), 'NX');
+      const ttlMs = Math.ceil(use.ttlMs);
+      // One use of a single-use token: SET NX, measured cheaper than the script (docs/benchmarks.md). "1" is
+      // the count the script reads, so a bundle and its copy narrowed to one use share the key.
+      const attempt: Promise<Consumption> =
+        use.limit === 1 && use.maxPerSecond === undefined
+          ? client
+              .set(key, '1', 'PX', ttlMs, 'NX')
+              .then((reply) => (reply === 'OK' ? { ok: true, used: 1 } : { ok: false, why: 'exhausted' }))
+          : scripts
+              .planntConsume(key, use.limit === 'unlimited' ? 0 : use.limit, ttlMs, use.maxPerSecond ?? 0)
+              .then(([verdict, used]) =>
+                verdict === 1
+                  ? { ok: true, used }
+                  : { ok: false, why: verdict === 0 ? 'exhausted' : 'rate_limited' },
+              );
       try {
         // The caller's deadline may be closer than the command timeout: whichever comes first.
         const limit = Math.min(ms, timeoutMs);
-        return (await withTimeout(attempt, limit, timedOut(limit))) === 'OK';
+        return await withTimeout(attempt, limit, timedOut(limit));
       } catch (err) {
+        // Redis may still apply the use and answer after we gave up (and told the client 503): undo exactly
+        // that use, so a paid token never loses a use its holder was not served.
         attempt.then(
-          (reply) => {
-            if (reply === 'OK') client.eval(DELETE_IF_EQUAL, 1, key, nonce).catch(() => {});
+          (result) => {
+            if (result.ok) scripts.planntUndo(key).catch(() => {});
           },
           () => {},
         );
@@ -81,7 +146,7 @@ function connect({ target, commandTimeoutMs }: RedisSpentSetOptions): Redis | Cl
     // Concurrent checks' SETs leave in one socket write: measured 124 → 44 µs per spend (docs/benchmarks.md).
     enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
-    // No ioredis commandTimeout: it would reject the SET and hide a late OK; spend() times out itself.
+    // No ioredis commandTimeout: it would reject the command and hide a late OK; consume() times out itself.
     connectTimeout: Math.max(1000, commandTimeoutMs),
     // Reconnect at least every 250 ms: checks recover within that of Redis returning (a reconnect is cheap).
     retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 250),

@@ -4,6 +4,7 @@
  * the wallet's network are arguments.
  */
 import bolt11 from 'bolt11';
+import { parseCaveat, VALID_UNTIL_SUFFIX } from '../l402/caveats';
 import { decodeBase64, parseWwwAuthenticate } from '../l402/header';
 import { decodeIdentifier } from '../l402/identifier';
 import { decodeMacaroon } from '../l402/macaroon';
@@ -29,6 +30,8 @@ export interface Offer extends L402Challenge {
   expiresAt: Date;
   description?: string;
   payee: string;
+  /** The token's own expiry, from the macaroon's earliest `*_valid_until` caveat, when it has one. */
+  tokenExpiresAt?: Date;
 }
 
 /** BOLT11's default when the invoice carries no expiry field. */
@@ -74,7 +77,7 @@ export function readOffer(challenge: L402Challenge): Offer {
   const expirySeconds = typeof expiry === 'number' ? expiry : DEFAULT_EXPIRY_SECONDS;
   const description = invoice.tags.find((t) => t.tagName === 'description')?.data;
 
-  const macaroonHash = macaroonPaymentHash(challenge.macaroon);
+  const { paymentHash: macaroonHash, validUntil } = macaroonTerms(challenge.macaroon);
   if (macaroonHash !== paymentHash) {
     throw new ChallengeError(
       'unbound_macaroon',
@@ -90,6 +93,7 @@ export function readOffer(challenge: L402Challenge): Offer {
     expiresAt: new Date(((invoice.timestamp ?? 0) + expirySeconds) * 1000),
     ...(typeof description === 'string' && { description }),
     payee: invoice.payeeNodeKey ?? '',
+    ...(validUntil !== undefined && { tokenExpiresAt: new Date(validUntil * 1000) }),
   };
 }
 
@@ -145,10 +149,18 @@ function networkOf(bech32: string): Network {
   return entry[0] as Network;
 }
 
-function macaroonPaymentHash(base64: string): string {
+/** The payment hash a macaroon is bound to, and its earliest expiry caveat (unix seconds), if any. */
+function macaroonTerms(base64: string): { paymentHash: string; validUntil?: number } {
   try {
     const mac = decodeMacaroon(decodeBase64(base64), MACAROON_LIMITS);
-    return decodeIdentifier(mac.identifier).paymentHash.toString('hex');
+    const paymentHash = decodeIdentifier(mac.identifier).paymentHash.toString('hex');
+    let validUntil: number | undefined;
+    for (const raw of mac.caveats) {
+      const caveat = parseCaveat(raw);
+      if (!caveat?.condition.endsWith(VALID_UNTIL_SUFFIX) || !/^\d{1,15}$/.test(caveat.value)) continue;
+      validUntil = Math.min(validUntil ?? Number.POSITIVE_INFINITY, Number(caveat.value));
+    }
+    return validUntil === undefined ? { paymentHash } : { paymentHash, validUntil };
   } catch (err) {
     throw new ChallengeError(
       'malformed_macaroon',

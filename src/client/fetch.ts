@@ -10,7 +10,7 @@ import { type Allowance, allowance, type BudgetLimits, validateLimits } from './
 import { checkOffer, findChallenge, type L402Challenge, type Offer, readOffer } from './challenge';
 import { BudgetExceededError, PaymentError } from './errors';
 import { SpendLedger, type SpendReport } from './ledger';
-import { type StoredToken, type TokenStore, tokenKey } from './token-store';
+import { memoryTokenStore, type StoredToken, type TokenStore, tokenKey } from './token-store';
 import type { Wallet } from './wallet';
 
 export interface L402Options {
@@ -21,7 +21,10 @@ export interface L402Options {
    * createL402Client) so the total, per-host and window caps span calls; without one each call starts at zero.
    */
   ledger?: SpendLedger;
-  /** Reuse paid tokens for later requests to the same origin and path. */
+  /**
+   * Reuse paid tokens for later requests to the same origin and path (a bundle or pass buys many requests).
+   * createL402Client keeps one in memory unless given another.
+   */
   tokenStore?: TokenStore;
   /** Most the routing fee of one payment may be, further bounded by what the caps leave. Default 5. */
   maxFeeSats?: number;
@@ -80,11 +83,19 @@ export async function l402Request(
   const ledger = options.ledger ?? new SpendLedger();
   const send = await replayable(input, init, options.fetch ?? globalThis.fetch);
   const key = tokenKey(new URL(send.url));
-  const stored = options.tokenStore?.get(key);
+  let stored = options.tokenStore?.get(key);
+  if (stored?.expiresAtMs !== undefined && stored.expiresAtMs <= ledger.now()) {
+    options.tokenStore?.delete(key);
+    stored = undefined;
+  }
 
   const first = await send(send.url, stored);
   const challenge = payableChallenge(first, stored !== undefined);
-  if (!challenge) return { response: first };
+  if (!challenge) {
+    if (stored) remember(options.tokenStore, key, stored, first);
+    return { response: first };
+  }
+  // The server refused the token we held (used up, expired, spent): drop it and buy again, within the budget.
   if (stored) options.tokenStore?.delete(key);
 
   const url = first.url || send.url;
@@ -123,10 +134,39 @@ export async function l402Request(
     await first.body?.cancel();
   }
 
-  const token: StoredToken = { scheme: offer.scheme, macaroon: offer.macaroon, preimage: preimage ?? '' };
-  options.tokenStore?.set(key, token);
+  const token: StoredToken = {
+    scheme: offer.scheme,
+    macaroon: offer.macaroon,
+    preimage: preimage ?? '',
+    ...(offer.tokenExpiresAt && { expiresAtMs: offer.tokenExpiresAt.getTime() }),
+  };
   const response = await send(url, token);
+  remember(options.tokenStore, tokenKey(new URL(url)), token, response);
   return receipt ? { response, receipt } : { response };
+}
+
+/** The header a Plannt allow carries for a token that lasts: `<n>` uses left, or `unlimited`. */
+export const USES_REMAINING_HEADER = 'x-l402-uses-remaining';
+
+/**
+ * Keeps a token the server accepted for the next request, unless it said none is left; a token it refused
+ * (any 401/402) is not kept. A server that says nothing (aperture, a Plannt single-use token) is tried again:
+ * the worst case is the 402 with a fresh challenge that not sending it would have earned.
+ */
+function remember(store: TokenStore | undefined, key: string, token: StoredToken, response: Response): void {
+  if (!store) return;
+  if (response.status === 401 || response.status === 402) {
+    store.delete(key);
+    return;
+  }
+  const header = response.headers.get(USES_REMAINING_HEADER)?.trim();
+  if (header === '0') {
+    store.delete(key);
+    return;
+  }
+  const left =
+    header === 'unlimited' ? 'unlimited' : header && /^\d{1,15}$/.test(header) ? Number(header) : undefined;
+  store.set(key, left === undefined ? token : { ...token, usesRemaining: left });
 }
 
 export interface L402Client {
@@ -145,7 +185,7 @@ export interface L402Client {
 /** A client whose calls share one ledger, so the caps hold across them. */
 export function createL402Client(options: L402Options): L402Client {
   const ledger = options.ledger ?? new SpendLedger();
-  const base: L402Options = { ...options, ledger };
+  const base: L402Options = { tokenStore: memoryTokenStore(), ...options, ledger };
   return {
     fetch: async (input, init) => (await l402Request(input, init, base)).response,
     request: (input, init, overrides = {}) => l402Request(input, init, { ...base, ...overrides, ledger }),

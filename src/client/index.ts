@@ -36,7 +36,7 @@ export {
   type SpendReport,
 } from './ledger';
 export { NETWORKS, type Network } from './network';
-export { memoryTokenStore, type StoredToken, type TokenStore } from './token-store';
+export { fileTokenStore, memoryTokenStore, type StoredToken, type TokenStore } from './token-store';
 export type { PayLimits, Payment, Wallet } from './wallet';
 export { type DevWalletOptions, devWallet } from './wallets/dev';
 export { type LndWalletOptions, lndWallet, lndWalletOptionsFromFiles } from './wallets/lnd';

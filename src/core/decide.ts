@@ -8,10 +8,11 @@ import { mintMacaroon } from '../l402/mint';
 import { verifyCredentials } from '../l402/verify';
 import type { Challenge, Decision } from './decision';
 import { invoiceMemo } from './memo';
-import { DependencyUnavailable, type InvoiceBackend, type SpentSet } from './ports';
+import { type Consumption, DependencyUnavailable, type InvoiceBackend, type SpentSet } from './ports';
 import type { ConcurrencyCap, RateLimiter } from './rate-limit';
 import type { DenialReason } from './reasons';
 import { type PricedRoute, type RequestTarget, type RouteTable, resolveRoute } from './routes';
+import { kindOf, needsCounting, remainingAfter, termsFor, UNLIMITED } from './token-kind';
 
 export interface Limits {
   maxAuthorizationBytes: number;
@@ -104,29 +105,48 @@ async function enforce(req: GateRequest, engine: Engine): Promise<Decision> {
   if (!verdict.ok) return challengeOrUnavailable(verdict.reason, route, req, engine, verdict.detail);
 
   const { token } = verdict;
-  // The spend must end before the caller's deadline, or Envoy gives up first and reports a gRPC error,
-  // which an Envoy with failure_mode_allow would turn into an allow.
-  const spendBudget = budgetFor(req, engine);
-  if (spendBudget <= 0)
-    return unavailable('deadline_exceeded', route, engine, 'deadline passed before the spend');
-  // The entry must outlive every copy of the token (its minted expiry) on every replica, whatever their clocks say.
-  const ttlMs = (token.validUntil - nowSeconds + engine.clockSkewSeconds) * 1000;
-  let first: boolean;
-  try {
-    first = await engine.spentSet.spend(token.paymentHash, ttlMs, spendBudget);
-  } catch (err) {
-    if (err instanceof DependencyUnavailable)
-      return unavailable('spent_set_unavailable', route, engine, err.message);
-    throw err;
-  }
-  if (!first) return challengeOrUnavailable('token_spent', route, req, engine);
-  return {
+  const terms = termsFor(token, route);
+  const kind = kindOf(terms.uses);
+  const paid = {
     kind: 'allow',
     reason: 'paid',
     route,
     paymentHash: token.paymentHash,
     amountSats: token.priceSats,
-  };
+    tokenKind: kind,
+  } as const;
+  // A pass with no rate bound has nothing to count: its expiry, already checked, is its only limit.
+  if (!needsCounting(terms)) return { ...paid, remaining: UNLIMITED };
+  // The use must be counted before the caller's deadline, or Envoy gives up first and reports a gRPC error,
+  // which an Envoy with failure_mode_allow would turn into an allow.
+  const spendBudget = budgetFor(req, engine);
+  if (spendBudget <= 0)
+    return unavailable('deadline_exceeded', route, engine, 'deadline passed before the spend');
+  // The count must outlive every copy of the token (its minted expiry) on every replica, whatever their clocks say.
+  const ttlMs = (token.validUntil - nowSeconds + engine.clockSkewSeconds) * 1000;
+  let consumption: Consumption;
+  try {
+    consumption = await engine.spentSet.consume(
+      token.paymentHash,
+      {
+        limit: terms.uses,
+        ttlMs,
+        ...(terms.maxRequestsPerSecond !== undefined && { maxPerSecond: terms.maxRequestsPerSecond }),
+      },
+      spendBudget,
+    );
+  } catch (err) {
+    if (err instanceof DependencyUnavailable)
+      return unavailable('spent_set_unavailable', route, engine, err.message);
+    throw err;
+  }
+  if (!consumption.ok) {
+    // The token is still good, only too fast: a new one would not help, so no invoice.
+    if (consumption.why === 'rate_limited')
+      return { kind: 'deny', reason: 'token_rate_limited', route, retryAfterSeconds: 1 };
+    return challengeOrUnavailable(kind === 'single' ? 'token_spent' : 'token_exhausted', route, req, engine);
+  }
+  return { ...paid, used: consumption.used, remaining: remainingAfter(terms.uses, consumption.used) };
 }
 
 /**
@@ -213,6 +233,8 @@ async function challenge(route: PricedRoute, engine: Engine, timeoutMs: number):
       priceSats: route.priceSats,
       validUntil,
       ...(route.capability !== undefined && { capabilities: [route.capability] }),
+      ...(route.uses !== undefined && { uses: route.uses }),
+      ...(route.maxRequestsPerSecond !== undefined && { maxRequestsPerSecond: route.maxRequestsPerSecond }),
     },
     engine.keys,
     engine.location,
@@ -223,6 +245,8 @@ async function challenge(route: PricedRoute, engine: Engine, timeoutMs: number):
     paymentHash: invoice.paymentHash.toString('hex'),
     amountSats: route.priceSats,
     expiresAt: invoice.expiresAt,
+    uses: route.uses ?? 1,
+    tokenExpiresAt: new Date(validUntil * 1000),
   };
 }
 

@@ -23,3 +23,10 @@ export function serviceOfMemo(memo: string, services: ReadonlySet<string>): stri
   const ours = NAME_PATTERN.test(service) && ROUTE_ID_PATTERN.test(routeId) && services.has(service);
   return ours ? service : OTHER_SERVICE;
 }
+
+/** The route a memo names if it is one of `routes` (a bounded label set), else OTHER_SERVICE. */
+export function routeOfMemo(memo: string, routes: ReadonlySet<string>): string {
+  const separator = memo.indexOf(': ');
+  const routeId = separator < 0 ? '' : memo.slice(separator + 2);
+  return routes.has(routeId) ? routeId : OTHER_SERVICE;
+}

@@ -34,14 +34,29 @@ export interface InvoiceBackend {
   close(): Promise<void>;
 }
 
+/** One use of a token: how many it may have in all, how long its count must live, how fast it may be used. */
+export interface UseLimit {
+  /** Uses allowed in all, across every replica; `unlimited` counts without a bound (for the rate). */
+  limit: number | 'unlimited';
+  /** The count must outlive the token: its minted expiry plus the tolerated clock skew. */
+  ttlMs: number;
+  /** Uses allowed per second, per token; absent = no bound. */
+  maxPerSecond?: number;
+}
+
+export type Consumption =
+  /** `used`: this token's uses so far, this one included. */
+  { ok: true; used: number } | { ok: false; why: 'exhausted' | 'rate_limited' };
+
 export interface SpentSet {
   readonly name: string;
   /**
-   * Atomically marks the payment hash spent; true the first time, false if it was already spent.
-   * Rejects with DependencyUnavailable when the store does not answer within timeoutMs (when given; the
-   * caller's deadline) or its own command timeout, whichever is shorter.
+   * Atomically counts one use of the token if it stays within the limits, else refuses it without counting.
+   * A single-use token is `limit: 1`. Rejects with DependencyUnavailable when the store does not answer within
+   * timeoutMs (when given; the caller's deadline) or its own command timeout, whichever is shorter; a use the
+   * store applies after that is undone, since the client was never served.
    */
-  spend(paymentHash: Buffer, ttlMs: number, timeoutMs?: number): Promise<boolean>;
+  consume(paymentHash: Buffer, use: UseLimit, timeoutMs?: number): Promise<Consumption>;
   probe(): Promise<void>;
   close(): Promise<void>;
 }

@@ -36,6 +36,9 @@ export const DENIALS = {
   insufficient_price: spec(402, 'The token was bought for a cheaper price than this route costs.'),
   capability_denied: spec(402, 'The token does not grant the capability this route needs.'),
   token_spent: spec(402, 'The token has already been used.'),
+  token_exhausted: spec(402, 'The token has used up the requests it was bought for.'),
+  // Not a 402: the token is still good, only used faster than the route sells (max_requests_per_second).
+  token_rate_limited: spec(429, 'The token is used faster than its requests per second; retry in a second.'),
   ambiguous_path: spec(400, 'The request path reads differently on different servers; send it normalized.'),
   request_too_large: spec(413, 'The request is too large to authorize.'),
   unmatched_route: spec(403, 'No priced route matches this request.'),

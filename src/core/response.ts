@@ -15,6 +15,8 @@ export type HttpAnswer =
       upstreamHeaders: Header[];
       /** Removed from the upstream request. */
       removeHeaders: string[];
+      /** Added to the response the client gets from the upstream (Envoy's response_headers_to_add). */
+      clientHeaders: Header[];
     }
   | { allowed: false; status: number; headers: Header[]; body: string };
 
@@ -22,7 +24,12 @@ export const UPSTREAM_HEADERS = [
   'x-plannt-payment-hash',
   'x-plannt-service',
   'x-plannt-amount-sats',
+  'x-plannt-uses-remaining',
 ] as const;
+
+/** What a token has left, for the client, so a caching agent knows when to buy again. */
+export const USES_REMAINING_HEADER = 'x-l402-uses-remaining';
+const UPSTREAM_USES_REMAINING = 'x-plannt-uses-remaining';
 
 export interface RenderOptions {
   /** Remove the L402 Authorization header from paid requests before they reach the upstream. */
@@ -38,19 +45,24 @@ export interface Downstream {
 export function render(decision: Decision, options: RenderOptions, downstream: Downstream = {}): HttpAnswer {
   if (decision.kind === 'allow') {
     if (decision.reason === 'paid' && decision.route && decision.paymentHash) {
-      const values = [
-        decision.paymentHash.toString('hex'),
-        decision.route.service,
-        String(decision.amountSats ?? decision.route.priceSats),
+      const upstreamHeaders: Header[] = [
+        ['x-plannt-payment-hash', decision.paymentHash.toString('hex')],
+        ['x-plannt-service', decision.route.service],
+        ['x-plannt-amount-sats', String(decision.amountSats ?? decision.route.priceSats)],
       ];
-      return {
-        allowed: true,
-        upstreamHeaders: UPSTREAM_HEADERS.map((name, i) => [name, values[i] ?? ''] as const),
-        removeHeaders: options.stripAuthorization ? ['authorization'] : [],
-      };
+      const removeHeaders = options.stripAuthorization ? ['authorization'] : [];
+      const clientHeaders: Header[] = [];
+      // A single-use token has nothing left to tell; the header is only for tokens that last.
+      if (decision.tokenKind && decision.tokenKind !== 'single' && decision.remaining !== undefined) {
+        upstreamHeaders.push([UPSTREAM_USES_REMAINING, String(decision.remaining)]);
+        clientHeaders.push([USES_REMAINING_HEADER, String(decision.remaining)]);
+      } else {
+        removeHeaders.push(UPSTREAM_USES_REMAINING);
+      }
+      return { allowed: true, upstreamHeaders, removeHeaders, clientHeaders };
     }
     // An unpaid request must not reach the upstream carrying headers that claim a payment.
-    return { allowed: true, upstreamHeaders: [], removeHeaders: [...UPSTREAM_HEADERS] };
+    return { allowed: true, upstreamHeaders: [], removeHeaders: [...UPSTREAM_HEADERS], clientHeaders: [] };
   }
 
   const spec = DENIALS[decision.reason];
@@ -72,7 +84,10 @@ export function render(decision: Decision, options: RenderOptions, downstream: D
       invoice: challenge.invoice,
       payment_hash: challenge.paymentHash,
       amount_sats: challenge.amountSats,
+      // The invoice's expiry, as before; the token's own is token_expires_at (a pass is good until then).
       expires_at: challenge.expiresAt.toISOString(),
+      uses: challenge.uses,
+      token_expires_at: challenge.tokenExpiresAt.toISOString(),
     });
   }
   const answer = { allowed: false, status: spec.status, headers, body: JSON.stringify(body) } as const;

@@ -4,6 +4,7 @@
  */
 
 import { normalizePath } from './path';
+import { UNLIMITED, type Uses } from './token-kind';
 
 export interface PricedRoute {
   id: string;
@@ -12,6 +13,10 @@ export interface PricedRoute {
   tokenLifetimeSeconds: number;
   invoiceExpirySeconds: number;
   capability?: string;
+  /** Requests one token buys: absent = 1 (a single-use token), or `unlimited` until it expires (a pass). */
+  uses?: Uses;
+  /** Per token; absent = no bound. */
+  maxRequestsPerSecond?: number;
   /** Decided and recorded as if enforced, then allowed: pricing watched before it is enforced. */
   shadow?: true;
 }
@@ -55,6 +60,8 @@ export const CONTEXT_KEYS = {
   price: 'plannt.price_sats',
   service: 'plannt.service',
   route: 'plannt.route',
+  uses: 'plannt.uses',
+  maxRequestsPerSecond: 'plannt.max_requests_per_second',
   mode: 'plannt.mode',
 } as const;
 const MODES = ['enforce', 'shadow'];
@@ -62,6 +69,9 @@ const MODES = ['enforce', 'shadow'];
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export const ROUTE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 const PRICE_PATTERN = /^\d{1,12}$/;
+const COUNT_PATTERN = /^[1-9]\d{0,8}$/;
+/** The largest `uses` a route may sell: far beyond any bundle, and exact in a Lua (double) counter. */
+export const MAX_USES = 1_000_000_000;
 
 export function resolveRoute(table: RouteTable, request: RequestTarget): Resolution {
   // Match what the upstream will serve, not how the client spelled it.
@@ -75,9 +85,18 @@ export function resolveRoute(table: RouteTable, request: RequestTarget): Resolut
   const price = ext[CONTEXT_KEYS.price];
   const service = ext[CONTEXT_KEYS.service];
   const routeId = ext[CONTEXT_KEYS.route];
+  const uses = ext[CONTEXT_KEYS.uses];
+  const rps = ext[CONTEXT_KEYS.maxRequestsPerSecond];
   const mode = ext[CONTEXT_KEYS.mode];
 
-  if (price === undefined && service === undefined && routeId === undefined && mode === undefined) {
+  if (
+    price === undefined &&
+    service === undefined &&
+    routeId === undefined &&
+    uses === undefined &&
+    rps === undefined &&
+    mode === undefined
+  ) {
     if (base) return { kind: 'route', route: base };
     return { kind: 'unmatched', action: table.unmatched.action === 'allow' ? 'allow' : 'deny' };
   }
@@ -87,11 +106,18 @@ export function resolveRoute(table: RouteTable, request: RequestTarget): Resolut
     return invalid(`${CONTEXT_KEYS.service} is not a valid name`);
   if (routeId !== undefined && !ROUTE_ID_PATTERN.test(routeId))
     return invalid(`${CONTEXT_KEYS.route} is not valid`);
+  if (uses !== undefined && uses !== UNLIMITED && !COUNT_PATTERN.test(uses))
+    return invalid(`${CONTEXT_KEYS.uses} is not a positive whole number or "${UNLIMITED}"`);
+  if (rps !== undefined && !COUNT_PATTERN.test(rps))
+    return invalid(`${CONTEXT_KEYS.maxRequestsPerSecond} is not a positive whole number`);
   if (mode !== undefined && !MODES.includes(mode))
     return invalid(`${CONTEXT_KEYS.mode} is not enforce or shadow`);
 
   const resolvedService = service ?? base?.service;
   const resolvedPrice = price !== undefined ? Number(price) : base?.priceSats;
+  const resolvedUses: Uses | undefined =
+    uses === undefined ? base?.uses : uses === UNLIMITED ? UNLIMITED : Number(uses);
+  const resolvedRps = rps !== undefined ? Number(rps) : base?.maxRequestsPerSecond;
   if (resolvedService === undefined || resolvedPrice === undefined) {
     return invalid('context extensions need plannt.service and plannt.price_sats when no route matches');
   }
@@ -104,6 +130,8 @@ export function resolveRoute(table: RouteTable, request: RequestTarget): Resolut
       tokenLifetimeSeconds: base?.tokenLifetimeSeconds ?? table.defaults.tokenLifetimeSeconds,
       invoiceExpirySeconds: base?.invoiceExpirySeconds ?? table.defaults.invoiceExpirySeconds,
       ...(base?.capability !== undefined && { capability: base.capability }),
+      ...(resolvedUses !== undefined && { uses: resolvedUses }),
+      ...(resolvedRps !== undefined && { maxRequestsPerSecond: resolvedRps }),
       ...((mode ?? (base?.shadow ? 'shadow' : 'enforce')) === 'shadow' && { shadow: true as const }),
     },
   };

@@ -7,12 +7,17 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { DenialReason } from '../core/reasons';
 import {
   CAPABILITIES_SUFFIX,
+  fewerUses,
+  MAX_RPS_CONDITION,
   PLANNT_PREFIX,
   PREIMAGE_CONDITION,
   PRICE_CONDITION,
   parseCaveat,
   ROUTE_CONDITION,
   SERVICES_CONDITION,
+  UNLIMITED,
+  USES_CONDITION,
+  type Uses,
   VALID_UNTIL_SUFFIX,
 } from './caveats';
 import { type Credential, decodeBase64 } from './header';
@@ -46,6 +51,13 @@ export interface VerifiedToken {
    * ones, so the token is unusable after it, and a spent entry that lives until then outlives every copy.
    */
   validUntil: number;
+  /**
+   * Requests the token buys, the narrowest of its `plannt_uses` caveats; 1 when it has none. A holder may
+   * append one to a single-use token too, so the caller also bounds it by what the route sells today.
+   */
+  uses: Uses;
+  /** Requests per second the token allows, the narrowest of its `plannt_max_rps` caveats; absent = no bound. */
+  maxRequestsPerSecond?: number;
 }
 
 export type Verification =
@@ -54,6 +66,7 @@ export type Verification =
 
 const fail = (reason: DenialReason, detail?: string): Verification => ({ ok: false, reason, detail });
 const DECIMAL = /^\d{1,15}$/;
+const POSITIVE = /^[1-9]\d{0,14}$/;
 const PREIMAGE_HEX = /^[0-9a-fA-F]{64}$/;
 
 /** The first macaroon that verifies wins; otherwise the first macaroon's failure is reported. */
@@ -148,6 +161,8 @@ function checkCaveats(
   let priceSats = Number.POSITIVE_INFINITY;
   let hasServices = false;
   let hasRoute = false;
+  let uses: Uses | undefined;
+  let maxRequestsPerSecond: number | undefined;
   const validUntilCondition = needs.service + VALID_UNTIL_SUFFIX;
 
   for (const bytes of raw) {
@@ -186,6 +201,13 @@ function checkCaveats(
     } else if (condition === PREIMAGE_CONDITION) {
       if (!PREIMAGE_HEX.test(value) || !timingSafeEqual(Buffer.from(value, 'hex'), preimage))
         return fail('preimage_mismatch', `the ${PREIMAGE_CONDITION} caveat differs from the preimage`);
+    } else if (condition === USES_CONDITION) {
+      // Repeats narrow: the smallest count wins, and a count narrows unlimited.
+      if (value !== UNLIMITED && !POSITIVE.test(value)) return fail('invalid_caveat', `bad ${condition}`);
+      uses = fewerUses(uses ?? UNLIMITED, value === UNLIMITED ? UNLIMITED : Number(value));
+    } else if (condition === MAX_RPS_CONDITION) {
+      if (!POSITIVE.test(value)) return fail('invalid_caveat', `bad ${condition}`);
+      maxRequestsPerSecond = Math.min(maxRequestsPerSecond ?? Number.POSITIVE_INFINITY, Number(value));
     } else if (condition.startsWith(PLANNT_PREFIX)) {
       // Plannt's own namespace: a condition a newer Plannt added must not be skipped by an older one.
       return fail('invalid_caveat', `unknown ${condition}`);
@@ -198,5 +220,14 @@ function checkCaveats(
   if (!hasServices) return fail('missing_caveat', SERVICES_CONDITION);
   if (!hasRoute) return fail('missing_caveat', ROUTE_CONDITION);
   if (priceSats === Number.POSITIVE_INFINITY) return fail('missing_caveat', PRICE_CONDITION);
-  return { ok: true, token: { paymentHash, priceSats, validUntil: mintedValidUntil } };
+  return {
+    ok: true,
+    token: {
+      paymentHash,
+      priceSats,
+      validUntil: mintedValidUntil,
+      uses: uses ?? 1,
+      ...(maxRequestsPerSecond !== undefined && { maxRequestsPerSecond }),
+    },
+  };
 }

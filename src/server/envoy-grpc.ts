@@ -126,6 +126,10 @@ export function toCheckResponse(answer: HttpAnswer): object {
           append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
         })),
         headers_to_remove: answer.removeHeaders,
+        response_headers_to_add: answer.clientHeaders.map(([key, value]) => ({
+          header: { key, value },
+          append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+        })),
       },
     };
   }

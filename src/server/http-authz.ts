@@ -10,7 +10,7 @@
  * - Forward auth: the proxy sends a request of its own and names the original in `X-Forwarded-Method`,
  *   `X-Forwarded-Uri` and `X-Forwarded-Host`; each one, when present, replaces what the request line or
  *   `Host` says. A 2xx allows (the proxy copies the x-plannt-* headers it is told to); anything else is
- *   returned to the client as is.
+ *   returned to the client as is. An allow also carries `x-l402-uses-remaining` for tokens that last.
  *
  * X-Forwarded-* are trusted as the proxy's word: the proxy must set them itself, never pass a client's.
  */
@@ -152,7 +152,9 @@ export const HEADERS_TO_REMOVE = 'x-envoy-auth-headers-to-remove';
 
 export function toHttpReply(answer: HttpAnswer): HttpReply {
   if (answer.allowed) {
-    const headers: Header[] = [...answer.upstreamHeaders];
+    // The client's headers ride on the same 200: Envoy passes those listed in allowed_client_headers_on_success
+    // to the client; a forward-auth proxy copies what it is told (README, "Token kinds").
+    const headers: Header[] = [...answer.upstreamHeaders, ...answer.clientHeaders];
     if (answer.removeHeaders.length) headers.push([HEADERS_TO_REMOVE, answer.removeHeaders.join(',')]);
     return { status: 200, headers, body: '' };
   }

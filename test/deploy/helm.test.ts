@@ -341,6 +341,11 @@ describe('the chart with every feature switched on', () => {
     expect(config.spent_set.redis?.key_prefix).toBe('plannt:prod:spent:');
     expect(config.backend.lnd?.socket).toBe('lnd.lightning.svc.cluster.local:10009');
     expect(config.routes.map((r) => r.id)).toEqual(['generate', 'embeddings', 'status']);
+    expect(config.routes.map((r) => [r.uses, r.max_requests_per_second])).toEqual([
+      [100, undefined],
+      ['unlimited', 20],
+      [undefined, undefined],
+    ]);
     expect(config.unmatched).toEqual({ action: 'price', service: 'misc', price_sats: 1 });
     expect(config.challenge_limits.per_client_per_second).toBe(5);
     // extraEnv's PLANNT_LOG_LEVEL wins over config.log_level, as Plannt's environment overrides do.
@@ -633,6 +638,25 @@ describe('values.schema.json refuses bad values at install', () => {
       'an upper-case service name',
       { config: { routes: [{ id: 'a', service: 'Svc', price_sats: 1 }] } },
       /service/,
+    ],
+    [
+      'a bundle of zero uses',
+      { config: { routes: [{ id: 'a', service: 'svc', price_sats: 1, uses: 0 }] } },
+      /uses/,
+    ],
+    [
+      'uses that are neither a count nor unlimited',
+      { config: { routes: [{ id: 'a', service: 'svc', price_sats: 1, uses: 'forever' }] } },
+      /uses/,
+    ],
+    [
+      'a rate bound of zero',
+      {
+        config: {
+          routes: [{ id: 'a', service: 'svc', price_sats: 1, uses: 'unlimited', max_requests_per_second: 0 }],
+        },
+      },
+      /max_requests_per_second/,
     ],
     [
       'unmatched pricing without a price',

@@ -17,7 +17,7 @@ import { parse as parseYaml } from 'yaml';
 import { createMetrics } from '../../src/metrics';
 import { type CheckInput, type CheckResult, parseChallenge } from '../support/envoy-client';
 import { type FakeLnd, startFakeLnd } from '../support/fake-lnd';
-import { dependencyUp, type Plannt, startPlannt, waitFor } from '../support/plannt';
+import { dependencyUp, type Plannt, ROUTES, startPlannt, waitFor } from '../support/plannt';
 import { PROMTOOL, type Prometheus, requireTool, type Sample, startPrometheus } from '../support/prometheus';
 
 const REPO = path.resolve(__dirname, '../..');
@@ -35,10 +35,12 @@ const ALERTS = [
   'PlanntLatencySLOBurnFast',
   'PlanntLatencySLOBurnSlow',
   'PlanntNoPaymentsWhileChallenging',
+  'PlanntSpentSetWriteBackPending',
 ];
 
 const FORECAST: CheckInput = { method: 'GET', host: 'api.example.com', path: '/v1/forecast?city=porto' };
 const GENERATE: CheckInput = { method: 'POST', host: 'api.example.com', path: '/v1/generate' };
+const PAIR: CheckInput = { method: 'GET', host: 'api.example.com', path: '/v1/pair' };
 
 interface Rule {
   alert?: string;
@@ -200,7 +202,20 @@ describe('on a real Prometheus scraping Plannt', () => {
   beforeAll(async () => {
     requireTool(PROMTOOL);
     lnd = await startFakeLnd();
-    healthy = await startPlannt();
+    // The healthy Plannt also sells 2-use bundles, for the token-kind panels.
+    healthy = await startPlannt({
+      routes: [
+        ...ROUTES,
+        { id: 'pair', service: 'weather', price_sats: 4, path: { prefix: '/v1/pair' }, uses: 2 },
+      ],
+    });
+    const useBundle = async () => {
+      const pair = await healthy.buy(PAIR);
+      for (let i = 0; i < 2; i++)
+        expect(
+          (await healthy.check({ ...PAIR, headers: { authorization: pair.authorization } })).status,
+        ).toBe(200);
+    };
     degraded = await startPlannt(
       {
         backend: {
@@ -244,7 +259,10 @@ describe('on a real Prometheus scraping Plannt', () => {
     await use(degraded, first); // token_spent
     await use(degraded, 'L402 not-a-token'); // malformed_header
     await degraded.check(GENERATE);
+    await useBundle();
     await scraped('plannt_paid_requests_total');
+    await scraped('plannt_tokens_exhausted_total', [HEALTHY]);
+    await scraped('plannt_route_settled_sats_total{route="pair"}', [HEALTHY]);
     await scraped('plannt_rejections_total{reason="token_spent"}');
     await scraped('plannt_check_duration_seconds_count{path="challenge"}');
     await scraped('plannt_challenges_total{service="inference"}');
@@ -262,6 +280,7 @@ describe('on a real Prometheus scraping Plannt', () => {
       expect(generated.status).toBe(200);
     }
     expect((await use(healthy, (await healthy.buy(FORECAST)).authorization)).status).toBe(200);
+    await useBundle();
 
     // Wave 2, degraded: paid weather (spent in memory), replays and garbage (rejections) ...
     const tokens: string[] = [];

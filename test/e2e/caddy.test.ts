@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseChallenge } from '../support/envoy-client';
 import { type HttpResult, httpCall } from '../support/http';
-import { metricValue, type Plannt, startPlannt, waitFor } from '../support/plannt';
+import { metricValue, type Plannt, ROUTES, startPlannt, waitFor } from '../support/plannt';
 
 const CADDYFILE = path.join(__dirname, '../../deploy/caddy/Caddyfile');
 const CADDY = process.env.CADDY_BIN ?? 'caddy';
@@ -39,7 +39,12 @@ beforeAll(async () => {
         'Install it with: apt-get update && apt-get install -y caddy',
     );
   }
-  plannt = await startPlannt();
+  plannt = await startPlannt({
+    routes: [
+      ...ROUTES,
+      { id: 'pair', service: 'weather', price_sats: 4, path: { prefix: '/v1/pair' }, uses: 2 },
+    ],
+  });
   upstream = createServer((req, res) => {
     const echo: Echo = { method: req.method ?? '', url: req.url ?? '', headers: req.headers };
     served.push(echo);
@@ -153,6 +158,40 @@ describe('Caddy forward_auth in front of an API, Plannt deciding', () => {
     expect(echo?.headers.authorization).toBeUndefined();
   });
 
+  test('a 2-use bundle: the client sees x-l402-uses-remaining, the API x-plannt-uses-remaining; the third is 402', async () => {
+    const challenge = await reaching(() => viaCaddy('GET', '/v1/pair'));
+    const body = challenge.res.json();
+    expect(body).toMatchObject({ uses: 2, token_expires_at: expect.any(String) });
+    const preimage = await plannt.pay(String(body.invoice));
+    const authorization = `L402 ${body.macaroon}:${preimage}`;
+    for (const left of ['1', '0']) {
+      const { res, echo } = await reaching(() =>
+        viaCaddy('GET', '/v1/pair', { authorization, 'x-plannt-uses-remaining': '99' }),
+      );
+      expect(res.status).toBe(200);
+      expect(res.header('x-l402-uses-remaining')).toEqual([left]);
+      expect(echo?.headers['x-plannt-uses-remaining']).toBe(left);
+    }
+    const { res } = await reaching(() => viaCaddy('GET', '/v1/pair', { authorization }));
+    expect(res.status).toBe(402);
+    expect(res.json().error).toBe('token_exhausted');
+  });
+
+  test('a single-use token: no uses-remaining header for the client, none (not even forged) for the API', async () => {
+    const challenge = await reaching(() => viaCaddy('GET', '/v1/forecast'));
+    const body = challenge.res.json();
+    const preimage = await plannt.pay(String(body.invoice));
+    const { res, echo } = await reaching(() =>
+      viaCaddy('GET', '/v1/forecast', {
+        authorization: `L402 ${body.macaroon}:${preimage}`,
+        'x-plannt-uses-remaining': '99',
+      }),
+    );
+    expect(res.status).toBe(200);
+    expect(res.header('x-l402-uses-remaining')).toEqual([]);
+    expect(echo?.headers['x-plannt-uses-remaining']).toBeUndefined();
+  });
+
   test('replay: 402 token_spent, and the API sees nothing', async () => {
     const { res, echo } = await reaching(() =>
       viaCaddy('GET', '/v1/forecast', { authorization: paid.authorization }),
@@ -189,7 +228,11 @@ describe('Caddy forward_auth in front of an API, Plannt deciding', () => {
 
   test('every decision was counted by the same metrics as gRPC', async () => {
     const text = await plannt.metrics();
-    expect(metricValue(text, 'plannt_paid_requests_total', { service: 'weather' })).toBe(1);
+    // One single-use token on the forecast route, another on it, and both uses of a 2-use bundle.
+    expect(metricValue(text, 'plannt_paid_requests_total', { service: 'weather' })).toBe(4);
+    expect(metricValue(text, 'plannt_token_uses_total', { kind: 'bundle' })).toBe(2);
+    expect(metricValue(text, 'plannt_tokens_exhausted_total', { kind: 'bundle' })).toBe(1);
+    expect(metricValue(text, 'plannt_checks_total', { reason: 'token_exhausted' })).toBe(1);
     expect(metricValue(text, 'plannt_checks_total', { reason: 'token_spent' })).toBe(1);
     expect(metricValue(text, 'plannt_checks_total', { decision: 'allow', reason: 'free' })).toBeGreaterThan(
       0,

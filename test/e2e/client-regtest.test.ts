@@ -66,6 +66,32 @@ describe('l402Fetch pays a real invoice with the lnd wallet (regtest)', () => {
     expect(client.report()).toMatchObject({ totalSats: 10, paidSats: 10, payments: 1 });
   });
 
+  it('buys a 5-use bundle once, makes 5 paid requests on that one payment, and re-buys on the 6th', async () => {
+    // Envoy's per-route config sells this route as 5-use bundles at the route's price.
+    const bundles = await startExtAuthzProxy(plannt.client, upstream.url, {
+      context: { 'plannt.uses': '5' },
+    });
+    try {
+      const client = createL402Client({ wallet, budget: { maxPerRequestSats: 20, maxTotalSats: 100 } });
+      const left: (string | null)[] = [];
+      const receipts: (string | undefined)[] = [];
+      for (let i = 0; i < 6; i++) {
+        const { response, receipt } = await client.request(`${bundles.url}/v1/forecast?call=${i}`);
+        expect(response.status).toBe(200);
+        left.push(response.headers.get('x-l402-uses-remaining'));
+        receipts.push(receipt?.paymentHash);
+        await response.body?.cancel();
+      }
+      expect(left).toEqual(['4', '3', '2', '1', '0', '4']);
+      // Paid on the first request and on the sixth, nothing in between.
+      expect(receipts.map((r) => r !== undefined)).toEqual([true, false, false, false, false, true]);
+      expect(client.report()).toMatchObject({ payments: 2, paidSats: 20, feeSats: 0 });
+      expect(client.ledger.entries().map((e) => e.status)).toEqual(['paid', 'paid']);
+    } finally {
+      await bundles.close();
+    }
+  });
+
   it('stops before paying when the total is spent: nothing leaves bob', async () => {
     const client = createL402Client({ wallet, budget: { maxPerRequestSats: 10, maxTotalSats: 15 } });
     expect((await client.fetch(`${proxy.url}/v1/forecast`)).status).toBe(200);

@@ -3,7 +3,7 @@
  * (dev backend behind the ext_authz proxy): body on stdout, one receipt line on stderr, documented exit codes.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -210,3 +210,42 @@ function closedPort(): Promise<number> {
     });
   });
 }
+
+describe('plannt fetch --tokens', () => {
+  let bundles: AuthzProxy;
+  beforeAll(async () => {
+    bundles = await startExtAuthzProxy(plannt.client, upstream.url, { context: { 'plannt.uses': '3' } });
+  });
+  afterAll(() => bundles?.close());
+
+  it('reuses a 3-use bundle across runs: one payment for three runs, a new one on the fourth; the file is 0600', async () => {
+    const tokens = path.join(dir, 'tokens.json');
+    const ledger = path.join(dir, 'bundle-ledger.jsonl');
+    const receipts: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const run = await plannt_([
+        'fetch',
+        `${bundles.url}/v1/forecast?run=${i}`,
+        '--max-sats',
+        '10',
+        '--max-total-sats',
+        '100',
+        '--tokens',
+        tokens,
+        '--ledger',
+        ledger,
+        ...devPay,
+      ]);
+      expect(run.status).toBe(0);
+      receipts.push(run.stderr.includes('paid 10 sats') ? 'paid' : 'reused');
+    }
+    expect(receipts).toEqual(['paid', 'reused', 'reused', 'paid']);
+    expect(
+      readFileSync(ledger, 'utf8')
+        .trim()
+        .split('\n')
+        .filter((l) => JSON.parse(l).status === 'paid'),
+    ).toHaveLength(2);
+    expect(statSync(tokens).mode & 0o777).toBe(0o600);
+  });
+});

@@ -276,6 +276,73 @@ describe('a token store', () => {
   });
 });
 
+describe('tokens that last: a 5-use bundle', () => {
+  let bundleProxy: AuthzProxy;
+  beforeAll(async () => {
+    // Envoy's per-route config sells this route as 5-use bundles.
+    bundleProxy = await startExtAuthzProxy(plannt.client, upstream.url, { context: { 'plannt.uses': '5' } });
+  });
+  afterAll(() => bundleProxy?.close());
+
+  it('makes 5 requests on one payment, drops the token when told 0 are left, and buys again on the 6th', async () => {
+    const client = createL402Client({ wallet, budget: BUDGET });
+    const left: (string | null)[] = [];
+    for (let i = 0; i < 5; i++) {
+      const response = await client.fetch(`${bundleProxy.url}/v1/forecast?i=${i}`);
+      expect(response.status).toBe(200);
+      left.push(response.headers.get('x-l402-uses-remaining'));
+      const echoed = (await response.json()) as { headers: Record<string, string> };
+      expect(echoed.headers['x-plannt-uses-remaining']).toBe(left[i]);
+    }
+    expect(left).toEqual(['4', '3', '2', '1', '0']);
+    expect(paid).toHaveLength(1);
+    expect(client.report()).toMatchObject({ payments: 1, paidSats: 10 });
+
+    const checksBefore = bundleProxy.checks.length;
+    expect((await client.fetch(`${bundleProxy.url}/v1/forecast?i=5`)).status).toBe(200);
+    // The token was dropped at "0": the 6th goes without one, is challenged, and pays once more.
+    expect(bundleProxy.checks.slice(checksBefore).map((c) => [c.status, Boolean(c.authorization)])).toEqual([
+      [402, false],
+      [200, true],
+    ]);
+    expect(paid).toHaveLength(2);
+    expect(client.report()).toMatchObject({ payments: 2, paidSats: 20 });
+  });
+
+  it('a cached token the server refuses (used up elsewhere) is dropped and a new one bought, within the budget', async () => {
+    const tokenStore = memoryTokenStore();
+    const client = createL402Client({ wallet, budget: BUDGET, tokenStore });
+    expect((await client.fetch(`${bundleProxy.url}/v1/forecast`)).status).toBe(200);
+    const key = `${bundleProxy.url}/v1/forecast`;
+    const token = tokenStore.get(key);
+    expect(token?.usesRemaining).toBe(4);
+    expect(token?.expiresAtMs).toBeGreaterThan(Date.now());
+    // Someone holding a copy uses the rest.
+    const authorization = `L402 ${token?.macaroon}:${token?.preimage}`;
+    for (let i = 0; i < 4; i++) await fetch(key, { headers: { authorization } });
+    const checksBefore = bundleProxy.checks.length;
+    expect((await client.fetch(key)).status).toBe(200);
+    expect(bundleProxy.checks.slice(checksBefore).map((c) => c.status)).toEqual([402, 200]);
+    expect(paid).toHaveLength(2);
+  });
+
+  it('an expired cached token is not sent', async () => {
+    const tokenStore = memoryTokenStore();
+    const client = createL402Client({ wallet, budget: BUDGET, tokenStore });
+    expect((await client.fetch(`${bundleProxy.url}/v1/forecast`)).status).toBe(200);
+    const key = `${bundleProxy.url}/v1/forecast`;
+    const token = tokenStore.get(key);
+    if (!token) throw new Error('expected a stored token');
+    tokenStore.set(key, { ...token, expiresAtMs: Date.now() - 1 });
+    const checksBefore = bundleProxy.checks.length;
+    expect((await client.fetch(key)).status).toBe(200);
+    expect(bundleProxy.checks.slice(checksBefore).map((c) => Boolean(c.authorization))).toEqual([
+      false,
+      true,
+    ]);
+  });
+});
+
 /** A server that answers every request with the same 402: the same invoice, over and over. */
 async function startFixedChallenge(values: string[]): Promise<{ url: string; close(): Promise<void> }> {
   const { createServer } = await import('node:http');

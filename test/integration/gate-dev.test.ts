@@ -18,7 +18,12 @@ import {
 } from '../support/plannt';
 
 const FORECAST = { method: 'GET', host: 'api.example.com', path: '/v1/forecast?city=lisbon&days=3' };
-const PLANNT_HEADERS = ['x-plannt-payment-hash', 'x-plannt-service', 'x-plannt-amount-sats'];
+const PLANNT_HEADERS = [
+  'x-plannt-payment-hash',
+  'x-plannt-service',
+  'x-plannt-amount-sats',
+  'x-plannt-uses-remaining',
+];
 const GRPC_OK = 0;
 const GRPC_PERMISSION_DENIED = 7;
 const GRPC_UNAUTHENTICATED = 16;
@@ -149,7 +154,7 @@ describe.each(SPENT_SETS)('L402 gate with the dev backend and a $kind spent-set'
       const paid = await plannt.buy(FORECAST);
       const res = await plannt.check({ ...FORECAST, headers: { authorization: paid.authorization } });
       expectPaidAllow(res, paid.paymentHash, 'weather', 10);
-      expect(res.removeHeaders).toEqual(['authorization']);
+      expect(res.removeHeaders).toEqual(['authorization', 'x-plannt-uses-remaining']);
     });
 
     it('answers a replay with 402 token_spent and a fresh challenge', async () => {

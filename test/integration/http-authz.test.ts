@@ -11,7 +11,12 @@ import { metricValue, type Plannt, startPlannt } from '../support/plannt';
 import { makePki, type Pki } from '../support/tls-certs';
 
 const PREFIX = '/authz';
-const PLANNT_HEADERS = ['x-plannt-payment-hash', 'x-plannt-service', 'x-plannt-amount-sats'];
+const PLANNT_HEADERS = [
+  'x-plannt-payment-hash',
+  'x-plannt-service',
+  'x-plannt-amount-sats',
+  'x-plannt-uses-remaining',
+];
 
 let plannt: Plannt;
 
@@ -95,7 +100,7 @@ describe('Envoy HTTP ext_authz convention', () => {
     expect(res.header('x-plannt-payment-hash')).toEqual([paymentHash]);
     expect(res.header('x-plannt-service')).toEqual(['weather']);
     expect(res.header('x-plannt-amount-sats')).toEqual(['10']);
-    expect(res.header('x-envoy-auth-headers-to-remove')).toEqual(['authorization']);
+    expect(res.header('x-envoy-auth-headers-to-remove')).toEqual(['authorization,x-plannt-uses-remaining']);
     expect(res.text).toBe('');
   });
 

@@ -9,8 +9,24 @@ async function expectSingleUse(spentSet: SpentSet): Promise<void> {
   await spentSet.probe();
   const hashes = Array.from({ length: 20 }, hash);
   // Across a cluster these keys land on different masters; each must still be spent exactly once.
-  expect(await Promise.all(hashes.map((h) => spentSet.spend(h, 60_000)))).toEqual(hashes.map(() => true));
-  expect(await Promise.all(hashes.map((h) => spentSet.spend(h, 60_000)))).toEqual(hashes.map(() => false));
+  const once = { limit: 1, ttlMs: 60_000 };
+  expect(await Promise.all(hashes.map((h) => spentSet.consume(h, once)))).toEqual(
+    hashes.map(() => ({ ok: true, used: 1 })),
+  );
+  expect(await Promise.all(hashes.map((h) => spentSet.consume(h, once)))).toEqual(
+    hashes.map(() => ({ ok: false, why: 'exhausted' })),
+  );
+  // Counted tokens go through the script, one key each, on whichever master holds it.
+  const bundles = Array.from({ length: 20 }, hash);
+  const three = { limit: 3, ttlMs: 60_000, maxPerSecond: 100 };
+  for (let use = 1; use <= 3; use++) {
+    expect(await Promise.all(bundles.map((h) => spentSet.consume(h, three)))).toEqual(
+      bundles.map(() => ({ ok: true, used: use })),
+    );
+  }
+  expect(await Promise.all(bundles.map((h) => spentSet.consume(h, three)))).toEqual(
+    bundles.map(() => ({ ok: false, why: 'exhausted' })),
+  );
 }
 
 describe('the Redis spent-set behind Sentinel', () => {

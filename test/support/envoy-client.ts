@@ -54,6 +54,8 @@ export interface CheckResult {
   upstreamHeaderOptions: HeaderOption[];
   /** Headers removed from the upstream request of an allow. */
   removeHeaders: string[];
+  /** Headers an allow adds to the response the client gets (ok_response.response_headers_to_add), by name. */
+  clientHeaders: Record<string, string>;
   raw: RawCheckResponse;
 }
 
@@ -70,7 +72,11 @@ export interface RawCheckResponse {
     headers?: RawHeaderOption[];
     body?: string;
   } | null;
-  ok_response?: { headers?: RawHeaderOption[]; headers_to_remove?: string[] } | null;
+  ok_response?: {
+    headers?: RawHeaderOption[];
+    headers_to_remove?: string[];
+    response_headers_to_add?: RawHeaderOption[];
+  } | null;
 }
 
 type UnaryCall<Req, Res> = (
@@ -188,6 +194,9 @@ export function parseCheckResponse(raw: RawCheckResponse): CheckResult {
       upstreamHeaders: Object.fromEntries(upstream.map((h) => [h.key, h.value])),
       upstreamHeaderOptions: upstream,
       removeHeaders: raw.ok_response?.headers_to_remove ?? [],
+      clientHeaders: Object.fromEntries(
+        options(raw.ok_response?.response_headers_to_add).map((h) => [h.key, h.value]),
+      ),
       raw,
     };
   }
@@ -207,6 +216,7 @@ export function parseCheckResponse(raw: RawCheckResponse): CheckResult {
     upstreamHeaders: {},
     upstreamHeaderOptions: [],
     removeHeaders: [],
+    clientHeaders: {},
     raw,
   };
 }

@@ -60,7 +60,8 @@ export async function startExtAuthzProxy(
         const forward = httpRequest(
           { host: upstream.hostname, port: upstream.port, method, path, headers },
           (up) => {
-            res.writeHead(up.statusCode ?? 502, up.headers);
+            // Envoy adds ok_response.response_headers_to_add to the response the client gets.
+            res.writeHead(up.statusCode ?? 502, { ...up.headers, ...answer.clientHeaders });
             up.pipe(res);
           },
         );

@@ -240,6 +240,25 @@ describe('routes', () => {
     expect(configError(withRoutes([route('a', { mode: 'loud' })]))).toMatch(/routes\.0\.mode/);
   });
 
+  it('sells single-use tokens by default, bundles (uses: N) and passes (uses: unlimited), naming a bad value', () => {
+    expect(parseConfig(withRoutes([route('a')]), {}).routes[0]?.uses).toBeUndefined();
+    expect(parseConfig(withRoutes([route('a', { uses: 10 })]), {}).routes[0]?.uses).toBe(10);
+    const pass = parseConfig(withRoutes([route('a', { uses: 'unlimited', max_requests_per_second: 5 })]), {});
+    expect(pass.routes[0]).toMatchObject({ uses: 'unlimited', max_requests_per_second: 5 });
+    for (const bad of [0, -1, 1.5, 'forever', '10']) {
+      expect(configError(withRoutes([route('a', { uses: bad })]))).toMatch(/routes\.0\.uses: /);
+    }
+    expect(configError(withRoutes([route('a', { uses: 'unlimited', max_requests_per_second: 0 })]))).toMatch(
+      /routes\.0\.max_requests_per_second/,
+    );
+  });
+
+  it('refuses a rate bound on a single-use route, naming the field', () => {
+    expect(configError(withRoutes([route('a', { max_requests_per_second: 5 })]))).toMatch(
+      /routes\.0\.max_requests_per_second: needs uses above 1/,
+    );
+  });
+
   it('rejects duplicate route ids', () => {
     expect(configError(withRoutes([route('a'), route('b'), route('a')]))).toMatch(
       /routes: route ids must be unique/,

@@ -75,9 +75,9 @@ function harness(
     },
     spentSet: {
       name: spentSet.name,
-      spend(paymentHash, ttlMs) {
-        spendCalls.push({ paymentHash, ttlMs });
-        return spentSet.spend(paymentHash, ttlMs);
+      consume(paymentHash, use) {
+        spendCalls.push({ paymentHash, ttlMs: use.ttlMs });
+        return spentSet.consume(paymentHash, use);
       },
       probe: () => spentSet.probe(),
       close: () => spentSet.close(),
@@ -217,7 +217,7 @@ describe('a paid request', () => {
     });
     const paymentHash = decision.kind === 'allow' ? decision.paymentHash : undefined;
     expect(paymentHash?.toString('hex')).toBe(challenge.paymentHash);
-    expect(paymentHash && h.spent.has(paymentHash)).toBe(true);
+    expect(paymentHash && h.spent.usedBy(paymentHash) === 1).toBe(true);
   });
 
   it('accepts the LSAT scheme too', async () => {
@@ -420,7 +420,7 @@ describe('the invoice backend is unavailable', () => {
 describe('the spent set is unavailable', () => {
   const brokenSpentSet: SpentSet = {
     name: 'broken',
-    spend: failing('spent_set', 'redis is down'),
+    consume: failing('spent_set', 'redis is down'),
     probe: failing('spent_set', 'redis is down'),
     close: async () => {},
   };
@@ -542,6 +542,8 @@ describe('render()', () => {
       payment_hash: challenge.paymentHash,
       amount_sats: 10,
       expires_at: challenge.expiresAt.toISOString(),
+      uses: 1,
+      token_expires_at: new Date(Math.floor(NOW_MS / 1000 + LIFETIME) * 1000).toISOString(),
     });
   });
 
@@ -573,7 +575,9 @@ describe('render()', () => {
         ['x-plannt-service', 'weather'],
         ['x-plannt-amount-sats', '10'],
       ],
-      removeHeaders: ['authorization'],
+      // A single-use token tells nothing of uses left, and a client's claim of them never reaches upstream.
+      removeHeaders: ['authorization', 'x-plannt-uses-remaining'],
+      clientHeaders: [],
     });
   });
 
@@ -583,7 +587,7 @@ describe('render()', () => {
     const answer = render(await decide(request(h, { authorization }), h.engine), {
       stripAuthorization: false,
     });
-    expect(answer.allowed && answer.removeHeaders).toEqual([]);
+    expect(answer.allowed && answer.removeHeaders).toEqual(['x-plannt-uses-remaining']);
   });
 
   it('a free allow sets no payment headers and removes any the client sent', async () => {
@@ -594,7 +598,13 @@ describe('render()', () => {
     expect(answer).toEqual({
       allowed: true,
       upstreamHeaders: [],
-      removeHeaders: ['x-plannt-payment-hash', 'x-plannt-service', 'x-plannt-amount-sats'],
+      removeHeaders: [
+        'x-plannt-payment-hash',
+        'x-plannt-service',
+        'x-plannt-amount-sats',
+        'x-plannt-uses-remaining',
+      ],
+      clientHeaders: [],
     });
   });
 

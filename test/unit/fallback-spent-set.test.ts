@@ -1,22 +1,24 @@
 /**
  * local_fallback: spends made in this pod's memory while the shared set was unavailable are written back to
- * it when it returns, so other replicas refuse those tokens too (issue 10, F2).
+ * it when it returns, so other replicas refuse those tokens too (issue 10, F2). Counted uses: token-kinds.test.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { withLocalFallback } from '../../src/adapters/fallback-spent-set';
 import { memorySpentSet } from '../../src/adapters/memory-spent-set';
 import { DependencyUnavailable, type SpentSet } from '../../src/core/ports';
 
+const once = (ttlMs: number) => ({ limit: 1, ttlMs });
+
 /** A shared set that can be taken down and brought back, like Redis. */
 function flakyShared(): SpentSet & { down: boolean; inner: SpentSet } {
   const inner = memorySpentSet(1000, 'redis');
-  const flaky = {
+  const flaky: SpentSet & { down: boolean; inner: SpentSet } = {
     name: 'redis',
     down: false,
     inner,
-    async spend(hash: Buffer, ttlMs: number, timeoutMs?: number) {
+    async consume(hash, use, timeoutMs) {
       if (flaky.down) throw new DependencyUnavailable('spent_set', 'Redis is down');
-      return inner.spend(hash, ttlMs, timeoutMs);
+      return inner.consume(hash, use, timeoutMs);
     },
     async probe() {
       if (flaky.down) throw new DependencyUnavailable('spent_set', 'Redis is down');
@@ -32,13 +34,13 @@ describe('local_fallback writes local spends back', () => {
     const pod = withLocalFallback(shared, memorySpentSet(1000, 'local'), () => {});
     const hash = randomBytes(32);
     shared.down = true;
-    expect(await pod.spend(hash, 60_000)).toBe(true);
+    expect(await pod.consume(hash, once(60_000))).toEqual({ ok: true, used: 1 });
     await expect(pod.probe()).rejects.toThrow();
 
     shared.down = false;
     await pod.probe(); // readiness probes in the background; the write-back rides on it
     // Another replica, asking the shared set, now refuses the token.
-    expect(await shared.inner.spend(hash, 60_000)).toBe(false);
+    expect(await shared.inner.consume(hash, once(60_000))).toEqual({ ok: false, why: 'exhausted' });
   });
 
   test('a write-back that fails is kept and retried at the next probe', async () => {
@@ -46,38 +48,32 @@ describe('local_fallback writes local spends back', () => {
     const pod = withLocalFallback(shared, memorySpentSet(1000, 'local'), () => {});
     const hash = randomBytes(32);
     shared.down = true;
-    await pod.spend(hash, 60_000);
+    await pod.consume(hash, once(60_000));
     shared.down = false;
-    const spend = shared.spend.bind(shared);
+    const consume = shared.consume.bind(shared);
     let failOnce = true;
-    shared.spend = async (h, ttl, timeout) => {
+    shared.consume = async (h, use, timeout) => {
       if (failOnce) {
         failOnce = false;
         throw new DependencyUnavailable('spent_set', 'Redis timed out');
       }
-      return spend(h, ttl, timeout);
+      return consume(h, use, timeout);
     };
     await pod.probe();
     await pod.probe();
-    expect(await shared.inner.spend(hash, 60_000)).toBe(false);
+    expect(await shared.inner.consume(hash, once(60_000))).toEqual({ ok: false, why: 'exhausted' });
   });
 
   test('an entry past its life is not written back', async () => {
     const shared = flakyShared();
     let now = 1_000_000;
-    const pod = withLocalFallback(
-      shared,
-      memorySpentSet(1000, 'local'),
-      () => {},
-      100,
-      () => now,
-    );
+    const pod = withLocalFallback(shared, memorySpentSet(1000, 'local'), () => {}, { nowMs: () => now });
     const hash = randomBytes(32);
     shared.down = true;
-    await pod.spend(hash, 1000);
+    await pod.consume(hash, once(1000));
     now += 2000;
     shared.down = false;
     await pod.probe();
-    expect(await shared.inner.spend(hash, 60_000)).toBe(true);
+    expect(await shared.inner.consume(hash, once(60_000))).toEqual({ ok: true, used: 1 });
   });
 });

@@ -7,6 +7,8 @@ const challenge = {
   paymentHash: 'ab'.repeat(32),
   amountSats: 1,
   expiresAt: new Date(0),
+  uses: 1,
+  tokenExpiresAt: new Date(3600_000),
 };
 
 describe('a denial for a gRPC client is shaped as aperture’s proxy shapes it', () => {

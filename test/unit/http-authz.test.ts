@@ -174,18 +174,41 @@ describe('the reply', () => {
         ['x-plannt-payment-hash', '01'.repeat(32)],
         ['x-plannt-service', 'svc'],
         ['x-plannt-amount-sats', '5'],
-        ['x-envoy-auth-headers-to-remove', 'authorization'],
+        ['x-envoy-auth-headers-to-remove', 'authorization,x-plannt-uses-remaining'],
       ],
       body: '',
     });
   });
 
-  test('an allow without stripping names nothing to remove', () => {
+  test('an allow without stripping removes only a client-sent uses-remaining claim', () => {
     const answer = render(
       { kind: 'allow', reason: 'paid', route, paymentHash: Buffer.alloc(32, 1), amountSats: 5 },
       { stripAuthorization: false },
     );
-    expect(toHttpReply(answer).headers.map(([name]) => name)).not.toContain('x-envoy-auth-headers-to-remove');
+    expect(toHttpReply(answer).headers).toContainEqual([
+      'x-envoy-auth-headers-to-remove',
+      'x-plannt-uses-remaining',
+    ]);
+  });
+
+  test('an allow of a bundle tells the client and the upstream the uses left', () => {
+    const answer = render(
+      {
+        kind: 'allow',
+        reason: 'paid',
+        route,
+        paymentHash: Buffer.alloc(32, 1),
+        amountSats: 5,
+        tokenKind: 'bundle',
+        used: 3,
+        remaining: 7,
+      },
+      { stripAuthorization: true },
+    );
+    const { headers } = toHttpReply(answer);
+    expect(headers).toContainEqual(['x-l402-uses-remaining', '7']);
+    expect(headers).toContainEqual(['x-plannt-uses-remaining', '7']);
+    expect(headers).toContainEqual(['x-envoy-auth-headers-to-remove', 'authorization']);
   });
 
   test('a denial is relayed as it is: status, headers, JSON body', () => {

@@ -274,7 +274,7 @@ describe('compatibility with the npm macaroon package', () => {
     const result = verifyCredential(credential([raw]), NEEDS, KEYS, LIMITS);
     expect(result).toEqual({
       ok: true,
-      token: { paymentHash: PAYMENT_HASH, priceSats: TERMS.priceSats, validUntil: TERMS.validUntil },
+      token: { paymentHash: PAYMENT_HASH, priceSats: TERMS.priceSats, validUntil: TERMS.validUntil, uses: 1 },
     });
   });
 

@@ -166,8 +166,22 @@ describe('context_extensions override the table', () => {
       price: 'plannt.price_sats',
       service: 'plannt.service',
       route: 'plannt.route',
+      uses: 'plannt.uses',
+      maxRequestsPerSecond: 'plannt.max_requests_per_second',
       mode: 'plannt.mode',
     });
+  });
+
+  it('sells bundles and passes through plannt.uses and plannt.max_requests_per_second', () => {
+    expect(withExt({ 'plannt.uses': '10' })).toMatchObject({ kind: 'route', route: { uses: 10 } });
+    expect(withExt({ 'plannt.uses': 'unlimited', 'plannt.max_requests_per_second': '5' })).toMatchObject({
+      kind: 'route',
+      route: { uses: 'unlimited', maxRequestsPerSecond: 5 },
+    });
+    for (const bad of ['0', '-1', '1.5', 'many', '']) {
+      expect(withExt({ 'plannt.uses': bad })).toMatchObject({ kind: 'invalid' });
+    }
+    expect(withExt({ 'plannt.max_requests_per_second': '0' })).toMatchObject({ kind: 'invalid' });
   });
 
   it('overrides the price of a matched rule, keeping its other terms', () => {

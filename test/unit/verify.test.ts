@@ -59,7 +59,7 @@ describe('a valid token', () => {
   it('verifies and reports its payment hash, price and expiry', () => {
     expect(verify(token())).toEqual({
       ok: true,
-      token: { paymentHash: PAYMENT_HASH, priceSats: 10, validUntil: VALID_UNTIL },
+      token: { paymentHash: PAYMENT_HASH, priceSats: 10, validUntil: VALID_UNTIL, uses: 1 },
     });
   });
 
@@ -228,8 +228,8 @@ describe('invalid_caveat: conditions Plannt defines are enforced strictly', () =
   });
 
   it('rejects a plannt_ condition it does not know: a newer Plannt may have meant it as a limit', () => {
-    const result = verify(attenuate(token(), 'plannt_uses=5'));
-    expect(result).toEqual({ ok: false, reason: 'invalid_caveat', detail: 'unknown plannt_uses' });
+    const result = verify(attenuate(token(), 'plannt_region=eu'));
+    expect(result).toEqual({ ok: false, reason: 'invalid_caveat', detail: 'unknown plannt_region' });
   });
 });
 
@@ -397,7 +397,7 @@ describe('attenuation', () => {
     // The token reports the minted expiry: its spent entry must outlive the original as well as this copy.
     expect(verify(narrowed)).toEqual({
       ok: true,
-      token: { paymentHash: PAYMENT_HASH, priceSats: 10, validUntil: VALID_UNTIL },
+      token: { paymentHash: PAYMENT_HASH, priceSats: 10, validUntil: VALID_UNTIL, uses: 1 },
     });
   });
 
