@@ -21,6 +21,7 @@ import type { CheckInput, CheckResult } from '../support/envoy-client';
 import { l402Authorization, payInvoice, readChallenge, sha256Hex } from '../support/l402-agent';
 import {
   deleteRedisKeys,
+  dependencyUp,
   metricValue,
   type Plannt,
   REDIS_URL,
@@ -298,12 +299,16 @@ describe('L402 over a real Lightning channel (regtest)', () => {
         expect(frozen.header('retry-after')).toEqual(['5']);
         expect((await use(b, paidEarlier.authorization)).allowed).toBe(true);
         // The readiness probe gives LND backend.timeout_ms (3 s) before calling it down.
-        expect(await waitFor(async () => (await a.admin('/readyz')).status === 503, 8000)).toBe(true);
+        expect(
+          await waitFor(async () => (await dependencyUp(a, 'invoice_backend:lnd')) === false, 8000),
+        ).toBe(true);
       } finally {
         process.kill(net.alice.pid, 'SIGCONT');
       }
       expect(await waitFor(async () => (await a.check(FORECAST)).status === 402, 15_000, 250)).toBe(true);
-      expect(await waitFor(async () => (await a.admin('/readyz')).status === 200, 10_000)).toBe(true);
+      expect(await waitFor(async () => (await dependencyUp(a, 'invoice_backend:lnd')) === true, 10_000)).toBe(
+        true,
+      );
     });
   });
 
@@ -318,12 +323,16 @@ describe('L402 over a real Lightning channel (regtest)', () => {
       expect(down.header('retry-after')).toEqual(['5']);
       expect(down.header('www-authenticate')).toEqual([]);
       expect((await use(a, paidEarlier.authorization)).allowed).toBe(true);
-      expect(await waitFor(async () => (await a.admin('/readyz')).status === 503, 5000)).toBe(true);
+      expect(await waitFor(async () => (await dependencyUp(a, 'invoice_backend:lnd')) === false, 5000)).toBe(
+        true,
+      );
 
       await restartNode(net, 'alice');
       const settledBefore = await counter(a, 'plannt_invoices_settled_total', { service: 'weather' });
       expect(await waitFor(async () => (await a.check(FORECAST)).status === 402, 30_000, 500)).toBe(true);
-      expect(await waitFor(async () => (await a.admin('/readyz')).status === 200, 10_000)).toBe(true);
+      expect(await waitFor(async () => (await dependencyUp(a, 'invoice_backend:lnd')) === true, 10_000)).toBe(
+        true,
+      );
 
       // The settlement stream dropped with LND and reconnected on its own: it counts the next payment.
       expect(a.logs.some((line) => line.includes('LND invoice stream failed; reconnecting'))).toBe(true);

@@ -85,7 +85,9 @@ function startLoad(clients: grpc.Client[], mint: () => Token) {
           headers: { authorization: token.authorization },
           deadlineMs: 2000,
         });
-        outcome.kind = res.allowed ? 'allow' : `${res.status} ${res.body.error}`;
+        // A replay refused while the invoice cap is hit is a 429 whose detail names token_spent: the same refusal.
+        const spent = res.body.error === 'token_spent' || String(res.body.detail).startsWith('token_spent; ');
+        outcome.kind = res.allowed ? 'allow' : spent ? '402 token_spent' : `${res.status} ${res.body.error}`;
         const retryAfter = res.header('retry-after')[0];
         if (retryAfter !== undefined) outcome.retryAfter = retryAfter;
         if (res.allowed) allowed.push(token);

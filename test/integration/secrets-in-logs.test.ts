@@ -154,9 +154,9 @@ describe('secrets in logs and metrics', () => {
       await broken.metrics(),
       ...fake.invoices.map((i) => i.memo),
     ].join('\n');
-    // The scan must have something to scan: decisions, readiness changes and errors were logged.
+    // The scan must have something to scan: decisions, dependency changes and errors were logged.
     expect(main.logs.filter((l) => l.includes('"msg":"check"')).length).toBeGreaterThanOrEqual(9);
-    expect(output).toContain('readiness changed');
+    expect(output).toContain('dependency is down');
     expect(output).toContain('spent_set_unavailable');
     expect(output).toContain('invoice_backend_unavailable');
     const leaked = [...new Set(secrets)].filter((s) => s.length >= 32 && output.includes(s));
