@@ -412,8 +412,9 @@ describe('on a real Prometheus scraping Plannt', () => {
   };
 
   it.each([
-    // healthy: forecast (10 sats) and generate (21) once in wave 1, five of each and one more forecast after.
-    [HEALTHY, 10 + 21 + 5 * (10 + 21) + 10],
+    // healthy: forecast (10 sats) and generate (21) once in wave 1, five of each and one more forecast after;
+    // and a 2-use bundle (4 sats) in each wave, counted once per bundle, not per use.
+    [HEALTHY, 10 + 21 + 5 * (10 + 21) + 10 + 2 * 4],
     // degraded: one forecast in wave 1, five after (LND's invoices; the spends fall back to memory).
     [DEGRADED, 10 + 5 * 10],
   ])(
