@@ -33,7 +33,7 @@ const SENTINEL_VALUES = path.join(CHART, 'ci/sentinel-values.yaml');
  * The default values plus the one thing `helm template` cannot do without: a root key. (Without one the
  * chart refuses to render away from a cluster; see "the root key".)
  */
-const ROOT_KEY = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
+const ROOT_KEY = '7c1e9a4fd2b83650e1ab92c47f0d3e68a5b1c9d02f7e4a83b6c15d9e0f2a7b48';
 const WITH_KEY = ['--set-json', `rootKeys.keys=[{"id":1,"key":"${ROOT_KEY}"}]`];
 
 type Raw = Record<string, unknown>;
@@ -97,9 +97,13 @@ function plannt(deployment: Deployment): IContainer {
 }
 
 /** The environment the container gets: literal values and Secret references resolved from `secrets`. */
-function containerEnv(container: IContainer, secrets: Secret[]): Record<string, string> {
+/**
+ * Plannt's environment as the pod gives it, with the root keys file (a mounted Secret) read the way Plannt
+ * reads it, into PLANNT_ROOT_KEYS.
+ */
+function containerEnv(deployment: Deployment, secrets: Secret[]): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const e of container.env ?? []) {
+  for (const e of plannt(deployment).env ?? []) {
     const ref = e.valueFrom?.secretKeyRef;
     if (ref) {
       const secret = secrets.find((s) => s.metadata?.name === ref.name);
@@ -107,6 +111,17 @@ function containerEnv(container: IContainer, secrets: Secret[]): Record<string, 
     } else {
       env[e.name] = e.value ?? '';
     }
+  }
+  const keysFile = env.PLANNT_ROOT_KEYS_FILE;
+  const source = keysFile === undefined ? undefined : mountedFiles(deployment).get(keysFile);
+  if (keysFile !== undefined) {
+    const [, name = '', key = ''] = /^secret:([^/]+)\/(.+)$/.exec(source ?? '') ?? [];
+    const secret = secrets.find((s) => s.metadata?.name === name);
+    if (!source?.startsWith('secret:'))
+      throw new Error(`PLANNT_ROOT_KEYS_FILE ${keysFile} is not mounted from a Secret`);
+    delete env.PLANNT_ROOT_KEYS_FILE;
+    // An existingSecret is not rendered: the caller supplies its keys.
+    if (secret) env.PLANNT_ROOT_KEYS = secretValue(secret, key);
   }
   return env;
 }
@@ -259,19 +274,19 @@ describe('the chart with its default values (and a root key)', () => {
     expect(rendered.get<PodDisruptionBudget>('PodDisruptionBudget').spec?.maxUnavailable).toBe(1);
   });
 
-  it('stores the root key it is given in its Secret and passes it as PLANNT_ROOT_KEYS', () => {
+  it('stores the root key it is given in its Secret and mounts it as the file PLANNT_ROOT_KEYS_FILE names', () => {
+    const mounted = mountedFiles(rendered.get<Deployment>('Deployment'));
+    expect(mounted.get('/etc/plannt/keys/root-keys')).toBe('secret:plannt/root-keys');
     const secret = rendered.get<Secret>('Secret');
     expect(secretValue(secret, 'root-keys')).toBe(`1:${ROOT_KEY}`);
-    const env = containerEnv(plannt(rendered.get<Deployment>('Deployment')), [secret]);
+    const env = containerEnv(rendered.get<Deployment>('Deployment'), [secret]);
     expect(env.PLANNT_ROOT_KEYS).toBe(`1:${ROOT_KEY}`);
   });
 
   it("renders Plannt's own configuration format, complete once LND and Redis are given", () => {
     const configMap = rendered.get<ConfigMap>('ConfigMap', 'plannt');
     const raw = parseYaml(configMap.data?.['plannt.yaml'] ?? '') as Raw;
-    const env = containerEnv(plannt(rendered.get<Deployment>('Deployment')), [
-      rendered.get<Secret>('Secret'),
-    ]);
+    const env = containerEnv(rendered.get<Deployment>('Deployment'), [rendered.get<Secret>('Secret')]);
     const config = parseConfig(raw, {
       ...env,
       PLANNT_LND_SOCKET: 'lnd:10009',
@@ -318,7 +333,7 @@ describe('the chart with every feature switched on', () => {
 
   it('renders a configuration Plannt accepts, with the root keys, LND and Redis it was given', () => {
     const raw = parseYaml(rendered.get<ConfigMap>('ConfigMap', 'plannt').data?.['plannt.yaml'] ?? '') as Raw;
-    const env = containerEnv(plannt(deployment), [secret]);
+    const env = containerEnv(deployment, [secret]);
     const config = parseConfig(raw, env);
     expect(config.root_keys.map((k) => k.id)).toEqual([2, 1]);
     expect(config.current_key_id).toBe(2);
@@ -340,7 +355,7 @@ describe('the chart with every feature switched on', () => {
 
   it('mounts every file the configuration names from the Secret that holds it', () => {
     const raw = parseYaml(rendered.get<ConfigMap>('ConfigMap', 'plannt').data?.['plannt.yaml'] ?? '') as Raw;
-    const config = parseConfig(raw, containerEnv(plannt(deployment), [secret]));
+    const config = parseConfig(raw, containerEnv(deployment, [secret]));
     const files = mountedFiles(deployment);
     expect(files.get('/etc/plannt/plannt.yaml')).toBe('configMap:plannt/plannt.yaml');
     expect(files.get(config.backend.lnd?.cert_file ?? '')).toBe('secret:plannt/tls.cert');
@@ -414,13 +429,14 @@ describe('the chart with every feature switched on', () => {
     });
   });
 
-  it('rolls the pods when the configuration changes', () => {
+  it('rolls the pods when a restart-only setting changes, not for a price change (reloaded live)', () => {
+    const checksum = (args: string[]) =>
+      render(['-f', FULL_VALUES, ...args]).get<Deployment>('Deployment').spec?.template.metadata
+        ?.annotations?.['checksum/config'];
     const before = deployment.spec?.template.metadata?.annotations?.['checksum/config'];
-    const after = render(['-f', FULL_VALUES, '--set', 'config.retry_after_seconds=7']).get<Deployment>(
-      'Deployment',
-    ).spec?.template.metadata?.annotations?.['checksum/config'];
     expect(before).toMatch(/^[0-9a-f]{64}$/);
-    expect(after).not.toBe(before);
+    expect(checksum(['--set', 'config.retry_after_seconds=7'])).not.toBe(before);
+    expect(checksum(['--set', 'config.defaults.token_lifetime_seconds=7200'])).toBe(before);
   });
 });
 
@@ -474,7 +490,7 @@ describe('the chart with Redis Sentinel, a password and the gRPC readiness probe
     const configText = rendered.get<ConfigMap>('ConfigMap', 'plannt').data?.['plannt.yaml'] ?? '';
     expect(configText).not.toContain('s3ntinel-pa55');
     expect(configText).not.toContain('password');
-    const env = containerEnv(plannt(deployment), [rendered.get<Secret>('Secret')]);
+    const env = containerEnv(deployment, [rendered.get<Secret>('Secret')]);
     expect(env.PLANNT_REDIS_PASSWORD).toBe('s3ntinel-pa55');
     // No URL next to the Sentinel nodes, which Plannt would refuse.
     expect(env.PLANNT_REDIS_URL).toBeUndefined();

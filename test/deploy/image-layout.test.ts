@@ -10,6 +10,7 @@
  * ports chosen by the OS, and mount paths sit under a temporary root instead of /.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -189,6 +190,8 @@ describe("the image's final stage, started as the chart's Deployment starts it",
           macaroonBase64: Buffer.from(lnd.macaroonHex, 'hex').toString('base64'),
         },
         redis: { url: REDIS_URL },
+        // helm template cannot see a cluster, so the chart refuses to mint a key that would change per render.
+        rootKeys: { keys: [{ id: 1, key: randomBytes(32).toString('hex') }] },
       }),
     );
     const rendered = helm(['template', 'plannt', CHART, '--kube-version', KUBE_VERSION, '-f', valuesFile]);
@@ -252,9 +255,11 @@ describe("the image's final stage, started as the chart's Deployment starts it",
     for (const e of container.env) {
       const ref = e.valueFrom?.secretKeyRef;
       const secret = ref && secrets.find((s) => s?.metadata.name === ref.name);
-      env[e.name] = ref
+      const value = ref
         ? Buffer.from(secret?.data?.[ref.key] ?? '', 'base64').toString('utf8')
         : (e.value ?? '');
+      // Paths into the mounts (PLANNT_ROOT_KEYS_FILE) move under the temporary root like the config's.
+      env[e.name] = value.startsWith('/etc/plannt/') ? under(value) : value;
     }
     for (const e of argsOf('ENV')) {
       const [name = '', value = ''] = e.split('=');
