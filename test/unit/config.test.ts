@@ -112,7 +112,7 @@ describe('a full example', () => {
     const config = loadConfigFile(EXAMPLE_FILE, { PLANNT_ROOT_KEYS: `1:${HEX_A}` });
     expect(config.root_keys).toEqual([{ id: 1, key: HEX_A }]);
     expect(config.current_key_id).toBe(1);
-    expect(config.routes.map((r) => r.id)).toEqual(['generate', 'embeddings', 'status']);
+    expect(config.routes.map((r) => r.id)).toEqual(['generate', 'embeddings', 'search', 'status']);
   });
 
   it('plannt.example.yaml as shipped is rejected for its placeholder key, naming the field', () => {
