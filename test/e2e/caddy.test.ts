@@ -3,18 +3,12 @@
  * small upstream and asks Plannt's HTTP port with forward_auth. Everything a client sees is what Caddy
  * sends back; everything the API sees is what the upstream echoes.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { type Caddy, startCaddy } from '../support/caddy';
 import { parseChallenge } from '../support/envoy-client';
 import { type HttpResult, httpCall } from '../support/http';
-import { metricValue, type Plannt, ROUTES, startPlannt, waitFor } from '../support/plannt';
-
-const CADDYFILE = path.join(__dirname, '../../deploy/caddy/Caddyfile');
-const CADDY = process.env.CADDY_BIN ?? 'caddy';
+import { metricValue, type Plannt, ROUTES, startPlannt } from '../support/plannt';
 
 interface Echo {
   method: string;
@@ -24,21 +18,11 @@ interface Echo {
 
 let plannt: Plannt;
 let upstream: Server;
-let caddy: ChildProcess | undefined;
-let caddyLog = '';
-let caddyUrl = '';
-let home = '';
+let caddy: Caddy;
 /** Every request the upstream served, in order. */
 const served: Echo[] = [];
 
 beforeAll(async () => {
-  const version = spawnSync(CADDY, ['version'], { encoding: 'utf8', timeout: 10_000 });
-  if (version.status !== 0) {
-    throw new Error(
-      `Caddy is required for this test and was not found (${version.error?.message ?? version.stderr}). ` +
-        'Install it with: apt-get update && apt-get install -y caddy',
-    );
-  }
   plannt = await startPlannt({
     routes: [
       ...ROUTES,
@@ -53,69 +37,24 @@ beforeAll(async () => {
     res.end(JSON.stringify(echo));
   });
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-
-  const port = await freePort();
-  home = mkdtempSync(path.join(tmpdir(), 'plannt-caddy-'));
-  caddyUrl = `http://127.0.0.1:${port}`;
-  caddy = spawn(CADDY, ['run', '--config', CADDYFILE, '--adapter', 'caddyfile'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      // Caddy keeps its state under HOME / XDG dirs: a throwaway one per run.
-      HOME: home,
-      XDG_CONFIG_HOME: path.join(home, 'config'),
-      XDG_DATA_HOME: path.join(home, 'data'),
-      LISTEN: `:${port}`,
-      BIND: '127.0.0.1',
-      PLANNT_AUTHZ: `127.0.0.1:${plannt.app.httpPort}`,
-      UPSTREAM: `127.0.0.1:${(upstream.address() as AddressInfo).port}`,
-    },
-  });
-  const collect = (chunk: Buffer) => {
-    caddyLog = (caddyLog + chunk.toString()).slice(-20_000);
-  };
-  caddy.stdout?.on('data', collect);
-  caddy.stderr?.on('data', collect);
-  const up = await waitFor(async () => {
-    if (caddy?.exitCode !== null) return false;
-    return httpCall(caddyUrl, { path: '/status', timeoutMs: 1000 }).then(
-      () => true,
-      () => false,
-    );
-  }, 15_000);
-  if (!up) throw new Error(`Caddy did not start (exit ${caddy.exitCode}):\n${caddyLog}`);
+  caddy = await startCaddy(
+    `127.0.0.1:${plannt.app.httpPort}`,
+    `127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+  );
 }, 30_000);
 
 afterAll(async () => {
-  if (caddy?.pid !== undefined && caddy.exitCode === null) {
-    const exited = new Promise((resolve) => caddy?.once('exit', resolve));
-    caddy.kill('SIGTERM');
-    const force = setTimeout(() => caddy?.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(force);
-  }
+  await caddy?.stop();
   if (upstream) {
     const closed = new Promise<void>((resolve) => upstream.close(() => resolve()));
     upstream.closeAllConnections();
     await closed;
   }
   await plannt?.stop();
-  if (home) rmSync(home, { recursive: true, force: true });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
 function viaCaddy(method: string, target: string, headers: Record<string, string> = {}): Promise<HttpResult> {
-  return httpCall(caddyUrl, { method, path: target, headers: { host: 'api.example.com', ...headers } });
+  return httpCall(caddy.url, { method, path: target, headers: { host: 'api.example.com', ...headers } });
 }
 
 /** The request the upstream saw for this call, or undefined when it never reached the upstream. */
