@@ -3,24 +3,13 @@
  * small upstream and asks Plannt's HTTP port with forward_auth. Everything a client sees is what Caddy
  * sends back; everything the API sees is what the upstream echoes.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { type Caddy, startCaddy } from '../support/caddy';
+import { type ApiBehindCaddy, type ServedRequest, startApiBehindCaddy } from '../support/caddy';
 import { parseChallenge } from '../support/envoy-client';
 import { type HttpResult, httpCall } from '../support/http';
 import { metricValue, type Plannt, ROUTES, startPlannt } from '../support/plannt';
 
-interface Echo {
-  method: string;
-  url: string;
-  headers: Record<string, string | string[] | undefined>;
-}
-
 let plannt: Plannt;
-let upstream: Server;
-let caddy: Caddy;
-/** Every request the upstream served, in order. */
-const served: Echo[] = [];
+let api: ApiBehindCaddy;
 
 beforeAll(async () => {
   plannt = await startPlannt({
@@ -29,39 +18,23 @@ beforeAll(async () => {
       { id: 'pair', service: 'weather', price_sats: 4, path: { prefix: '/v1/pair' }, uses: 2 },
     ],
   });
-  upstream = createServer((req, res) => {
-    const echo: Echo = { method: req.method ?? '', url: req.url ?? '', headers: req.headers };
-    served.push(echo);
-    req.resume();
-    res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'echo' });
-    res.end(JSON.stringify(echo));
-  });
-  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-  caddy = await startCaddy(
-    `127.0.0.1:${plannt.app.httpPort}`,
-    `127.0.0.1:${(upstream.address() as AddressInfo).port}`,
-  );
+  api = await startApiBehindCaddy(`127.0.0.1:${plannt.app.httpPort}`);
 }, 30_000);
 
 afterAll(async () => {
-  await caddy?.stop();
-  if (upstream) {
-    const closed = new Promise<void>((resolve) => upstream.close(() => resolve()));
-    upstream.closeAllConnections();
-    await closed;
-  }
+  await api?.stop();
   await plannt?.stop();
 });
 
 function viaCaddy(method: string, target: string, headers: Record<string, string> = {}): Promise<HttpResult> {
-  return httpCall(caddy.url, { method, path: target, headers: { host: 'api.example.com', ...headers } });
+  return httpCall(api.url, { method, path: target, headers: { host: 'api.example.com', ...headers } });
 }
 
 /** The request the upstream saw for this call, or undefined when it never reached the upstream. */
-async function reaching(call: () => Promise<HttpResult>): Promise<{ res: HttpResult; echo?: Echo }> {
-  const before = served.length;
+async function reaching(call: () => Promise<HttpResult>): Promise<{ res: HttpResult; echo?: ServedRequest }> {
+  const before = api.served.length;
   const res = await call();
-  return { res, ...(served.length > before && { echo: served[served.length - 1] }) };
+  return { res, ...(api.served.length > before && { echo: api.served[api.served.length - 1] }) };
 }
 
 describe('Caddy forward_auth in front of an API, Plannt deciding', () => {

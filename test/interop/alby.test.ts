@@ -4,12 +4,10 @@
  * payments go through Plannt's dev backend (/dev/pay). Also both parseL402s on our challenge, and Plannt's
  * own client reading the challenge Alby's server helper writes (`version="0" token=…`).
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as alby5 from '@getalby/lightning-tools';
 import * as albyLatest from '@getalby/lightning-tools-latest';
 import { findChallenge } from '../../src/client/challenge';
-import { type Caddy, startCaddy } from '../support/caddy';
+import { type ApiBehindCaddy, startApiBehindCaddy } from '../support/caddy';
 import { type Plannt, startPlannt } from '../support/plannt';
 
 /**
@@ -21,36 +19,22 @@ function albyStore(): Storage {
 }
 
 let plannt: Plannt;
-let upstream: Server;
-let caddy: Caddy;
-/** Requests the API served, in order. */
-const served: { url: string; paymentHash: string }[] = [];
+let api: ApiBehindCaddy;
 
 beforeAll(async () => {
   plannt = await startPlannt();
-  upstream = createServer((req, res) => {
-    served.push({ url: req.url ?? '', paymentHash: String(req.headers['x-plannt-payment-hash'] ?? '') });
-    req.resume();
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{"forecast":"sunny"}');
+  api = await startApiBehindCaddy(`127.0.0.1:${plannt.app.httpPort}`, {
+    contentType: 'application/json',
+    body: '{"forecast":"sunny"}',
   });
-  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-  caddy = await startCaddy(
-    `127.0.0.1:${plannt.app.httpPort}`,
-    `127.0.0.1:${(upstream.address() as AddressInfo).port}`,
-  );
 }, 30_000);
 
 afterAll(async () => {
-  await caddy?.stop();
-  if (upstream) {
-    const closed = new Promise<void>((resolve) => upstream.close(() => resolve()));
-    upstream.closeAllConnections();
-    await closed;
-  }
+  await api?.stop();
   await plannt?.stop();
 });
 
-const forecast = () => `${caddy.url}/v1/forecast?city=oslo`;
+const forecast = () => `${api.url}/v1/forecast?city=oslo`;
 
 /** A WebLN provider (Alby 5.x) paying through Plannt's dev backend. */
 function webln(paid: string[]) {
@@ -76,12 +60,12 @@ function wallet(paid: string[]): albyLatest.Wallet {
 describe('@getalby/lightning-tools 5.x through Caddy', () => {
   it('fetchWithL402 pays the 402 and the API answers', async () => {
     const paid: string[] = [];
-    const before = served.length;
+    const before = api.served.length;
     const res = await alby5.fetchWithL402(forecast(), {}, { webln: webln(paid), store: albyStore() });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ forecast: 'sunny' });
     expect(paid).toHaveLength(1);
-    expect(served.slice(before)).toHaveLength(1);
+    expect(api.served.slice(before)).toHaveLength(1);
   });
 
   it('with headerKey LSAT too', async () => {
@@ -94,13 +78,13 @@ describe('@getalby/lightning-tools 5.x through Caddy', () => {
     const paid: string[] = [];
     const options = { webln: webln(paid), store: albyStore() };
     expect((await alby5.fetchWithL402(forecast(), {}, options)).status).toBe(200);
-    const before = served.length;
+    const before = api.served.length;
     const again = await alby5.fetchWithL402(forecast(), {}, options);
     expect(again.status).toBe(402);
     expect(again.headers.get('www-authenticate')).toMatch(/^L402 macaroon="/);
     expect(((await again.json()) as { error: string }).error).toBe('token_spent');
     expect(paid).toHaveLength(1);
-    expect(served.length).toBe(before);
+    expect(api.served.length).toBe(before);
   });
 });
 

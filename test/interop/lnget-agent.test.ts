@@ -8,12 +8,10 @@
  * On regtest: bob's lnd pays alice's invoices over a real channel; Plannt sells through the real Caddy.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type RegtestNetwork, startNetwork, stopNetwork } from '../regtest/network';
-import { type Caddy, startCaddy } from '../support/caddy';
+import { type ApiBehindCaddy, startApiBehindCaddy } from '../support/caddy';
 import { metricValue, type Plannt, startPlannt } from '../support/plannt';
 import { aperture } from '../support/plannt-aperture';
 
@@ -27,10 +25,8 @@ interface FetchOut {
 
 let net: RegtestNetwork;
 let plannt: Plannt;
-let upstream: Server;
-let caddy: Caddy;
+let api: ApiBehindCaddy;
 let storeDir = '';
-const served: string[] = [];
 
 beforeAll(async () => {
   net = await startNetwork();
@@ -45,26 +41,15 @@ beforeAll(async () => {
       },
     },
   });
-  upstream = createServer((req, res) => {
-    served.push(String(req.headers['x-plannt-payment-hash'] ?? ''));
-    req.resume();
-    res.writeHead(200, { 'content-type': 'text/plain' }).end('forecast: sunny');
+  api = await startApiBehindCaddy(`127.0.0.1:${plannt.app.httpPort}`, {
+    contentType: 'text/plain',
+    body: 'forecast: sunny',
   });
-  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-  caddy = await startCaddy(
-    `127.0.0.1:${plannt.app.httpPort}`,
-    `127.0.0.1:${(upstream.address() as AddressInfo).port}`,
-  );
   storeDir = mkdtempSync(path.join(tmpdir(), 'plannt-lnget-'));
 }, 240_000);
 
 afterAll(async () => {
-  await caddy?.stop();
-  if (upstream) {
-    const closed = new Promise<void>((resolve) => upstream.close(() => resolve()));
-    upstream.closeAllConnections();
-    await closed;
-  }
+  await api?.stop();
   await plannt?.stop();
   if (net) await stopNetwork(net);
   if (storeDir) rmSync(storeDir, { recursive: true, force: true });
@@ -72,7 +57,7 @@ afterAll(async () => {
 
 describe('an lnget-style agent buying single-use tokens over a real channel', () => {
   it('three fetches: three payments, three upstream 200s, no paid token refused', async () => {
-    const url = `${caddy.url}/v1/forecast?city=oslo`;
+    const url = `${api.url}/v1/forecast?city=oslo`;
     const out = await aperture<FetchOut>(
       'fetch',
       {
@@ -92,6 +77,7 @@ describe('an lnget-style agent buying single-use tokens over a real channel', ()
       Array(3).fill([200, 'forecast: sunny', '']),
     );
     expect(out.payments).toHaveLength(3);
+    const served = api.served.map((r) => String(r.headers['x-plannt-payment-hash']));
     expect(served).toHaveLength(3);
     expect(new Set(served).size).toBe(3);
 

@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,7 +19,7 @@ export interface Caddy {
   stop(): Promise<void>;
 }
 
-export async function startCaddy(planntAuthz: string, upstream: string): Promise<Caddy> {
+async function startCaddy(planntAuthz: string, upstream: string): Promise<Caddy> {
   const version = spawnSync(CADDY, ['version'], { encoding: 'utf8', timeout: 10_000 });
   if (version.status !== 0) {
     throw new Error(
@@ -70,6 +70,57 @@ export async function startCaddy(planntAuthz: string, upstream: string): Promise
     throw new Error(`Caddy did not start (exit ${caddy.exitCode}):\n${log}`);
   }
   return { url, stop };
+}
+
+/** A request the API behind Caddy served. */
+export interface ServedRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+}
+
+export interface ApiBehindCaddy extends Caddy {
+  /** Every request the API served, in order: what got past Plannt. */
+  served: ServedRequest[];
+}
+
+/**
+ * An API behind the real Caddy, Plannt deciding on `planntAuthz` (host:port of its HTTP port). The API records
+ * each request it serves and answers 200 with `answer`, or by default with the request echoed as JSON.
+ */
+export async function startApiBehindCaddy(
+  planntAuthz: string,
+  answer?: { contentType: string; body: string },
+): Promise<ApiBehindCaddy> {
+  const served: ServedRequest[] = [];
+  const api = createServer((req, res) => {
+    const request: ServedRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers };
+    served.push(request);
+    req.resume();
+    res.writeHead(200, { 'content-type': answer?.contentType ?? 'application/json', 'x-upstream': 'echo' });
+    res.end(answer?.body ?? JSON.stringify(request));
+  });
+  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+  const stopApi = async () => {
+    const closed = new Promise<void>((resolve) => api.close(() => resolve()));
+    api.closeAllConnections();
+    await closed;
+  };
+  let caddy: Caddy;
+  try {
+    caddy = await startCaddy(planntAuthz, `127.0.0.1:${(api.address() as AddressInfo).port}`);
+  } catch (err) {
+    await stopApi();
+    throw err;
+  }
+  return {
+    url: caddy.url,
+    served,
+    async stop() {
+      await caddy.stop();
+      await stopApi();
+    },
+  };
 }
 
 function freePort(): Promise<number> {
