@@ -11,9 +11,12 @@ export function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => Er
   let immediate: NodeJS.Immediate | undefined;
   const timeout = new Promise<never>((_, reject) => {
     immediate = setImmediate(() => {
-      timer = setTimeout(() => {
-        immediate = setImmediate(() => reject(onTimeout()));
-      }, Math.max(0, ms));
+      timer = setTimeout(
+        () => {
+          immediate = setImmediate(() => reject(onTimeout()));
+        },
+        Math.max(0, ms),
+      );
     });
   });
   return Promise.race([work, timeout]).finally(() => {
