@@ -129,6 +129,16 @@ export function withLocalFallback(
       if (pending.size > 0) void flushAll();
       return result;
     },
+    async refund(paymentHash) {
+      // A use counted here during the outage is given back here; any other was counted in the shared set.
+      const entry = pending.get(paymentHash.toString('hex'));
+      if (entry && entry.uses > 0 && !entry.flushing) {
+        entry.uses -= 1;
+        await local.refund(paymentHash);
+        return;
+      }
+      await shared.refund(paymentHash);
+    },
     async probe() {
       await shared.probe();
       await flushAll();

@@ -55,6 +55,14 @@ export function memorySpentSet(
       entry.second = second;
       return { ok: true, used: entry.used };
     },
+    async refund(paymentHash) {
+      const key = paymentHash.toString('hex');
+      const entry = counts.get(key);
+      if (!entry) return;
+      entry.used -= 1;
+      if (entry.inSecond > 0) entry.inSecond -= 1;
+      if (entry.used <= 0) counts.delete(key);
+    },
     usedBy: (paymentHash) => counts.get(paymentHash.toString('hex'))?.used ?? 0,
     forget: (paymentHash) => {
       counts.delete(paymentHash.toString('hex'));

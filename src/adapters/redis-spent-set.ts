@@ -129,6 +129,10 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
         return failed(err);
       }
     },
+    async refund(paymentHash) {
+      const key = Buffer.concat([prefix, paymentHash]);
+      await withTimeout(scripts.planntUndo(key), ms, timedOut()).catch(failed);
+    },
     async probe() {
       // Right after start the connection may still be opening: give it the timeout to get there.
       if (client.status !== 'ready') await withTimeout(once(client, 'ready'), ms, timedOut()).catch(failed);

@@ -37,6 +37,19 @@ export interface Engine {
   location: string;
   /** Bounds on invoice creation (challenges); absent = unlimited. */
   challengeLimits?: ChallengeLimits;
+  /** Sheds paid-route checks that cannot be answered in time; absent = admit all. */
+  admission?: Admission;
+}
+
+/**
+ * Overload protection, decided before any credential or invoice work so a shed check costs next to nothing.
+ * Free routes are never shed: answering them costs no more than refusing them.
+ */
+export interface Admission {
+  /** Paid-route checks in progress at once, past which new ones are refused. */
+  inFlight?: ConcurrencyCap;
+  /** How late the event loop currently runs (ms): a check waits about that long for each turn it needs. */
+  lagMs?: () => number;
 }
 
 export interface ChallengeLimits {
@@ -55,6 +68,8 @@ export interface GateRequest extends RequestTarget {
   deadline: number;
   /** The client's IP address as the adapter determined it (trusted proxy hops applied); keys rate limits. */
   clientAddress?: string;
+  /** True once the caller stopped waiting (cancelled the call, closed the connection). */
+  abandoned?: () => boolean;
 }
 
 /** Never rejects for a decision: every failure of a dependency becomes a deny with a reason. */
@@ -77,7 +92,38 @@ async function enforce(req: GateRequest, engine: Engine): Promise<Decision> {
   }
   const { route } = resolution;
   if (route.priceSats === 0) return { kind: 'allow', reason: 'free', route };
+  const late = lateReason(req, engine);
+  if (late) return overloaded(route, late);
+  const inFlight = engine.admission?.inFlight;
+  const release = inFlight ? inFlight.tryAcquire() : NOTHING;
+  if (!release) return overloaded(route, `${inFlight?.inFlight} paid checks are already in progress`);
+  try {
+    return await paidRoute(route, req, engine);
+  } finally {
+    release();
+  }
+}
 
+const NOTHING = () => {};
+
+/** A shed check: a retry in a second is likely served, so say so. */
+function overloaded(route: PricedRoute, detail: string): Decision {
+  return { kind: 'deny', reason: 'overloaded', route, detail, retryAfterSeconds: 1 };
+}
+
+/**
+ * A check whose deadline is nearer than the turns of a lagging event loop it needs (one to send to the
+ * spent-set or LND, one to read the reply) would be answered too late: refuse it now, cheaply, instead.
+ */
+function lateReason(req: GateRequest, engine: Engine): string | undefined {
+  const lagMs = engine.admission?.lagMs?.() ?? 0;
+  if (lagMs === 0) return undefined;
+  const remaining = req.deadline - engine.now();
+  if (remaining >= 2 * lagMs + MIN_DEADLINE_MARGIN_MS) return undefined;
+  return `the event loop runs ${Math.round(lagMs)} ms late and ${Math.max(0, Math.round(remaining))} ms are left`;
+}
+
+async function paidRoute(route: PricedRoute, req: GateRequest, engine: Engine): Promise<Decision> {
   const parsed = parseCredentials(req.authorization, req.macaroonHeader, {
     maxHeaderBytes: engine.limits.maxAuthorizationBytes,
     maxMacaroons: engine.limits.maxMacaroons,
@@ -146,7 +192,28 @@ async function enforce(req: GateRequest, engine: Engine): Promise<Decision> {
       return { kind: 'deny', reason: 'token_rate_limited', route, retryAfterSeconds: 1 };
     return challengeOrUnavailable(kind === 'single' ? 'token_spent' : 'token_exhausted', route, req, engine);
   }
+  if (tooLate(req, engine)) return refunded(token.paymentHash, route, engine);
   return { ...paid, used: consumption.used, remaining: remainingAfter(terms.uses, consumption.used) };
+}
+
+/** Time an answer needs to leave this process once decided: a write, no further turn of the event loop. */
+const SEND_MARGIN_MS = 2;
+
+/** The caller has given up, or will have by the time the answer reaches it. */
+function tooLate(req: GateRequest, engine: Engine): boolean {
+  return engine.now() >= req.deadline - SEND_MARGIN_MS || req.abandoned?.() === true;
+}
+
+/** The use was counted but its allow would reach no one: give it back, so the payment still buys it. */
+async function refunded(paymentHash: Buffer, route: PricedRoute, engine: Engine): Promise<Decision> {
+  let detail = 'the caller gave up before the answer; the use was given back';
+  try {
+    await engine.spentSet.refund(paymentHash);
+  } catch (err) {
+    if (!(err instanceof DependencyUnavailable)) throw err;
+    detail = `the caller gave up before the answer; giving the use back failed: ${err.message}`;
+  }
+  return unavailable('deadline_exceeded', route, engine, detail);
 }
 
 /**

@@ -57,6 +57,11 @@ export interface SpentSet {
    * store applies after that is undone, since the client was never served.
    */
   consume(paymentHash: Buffer, use: UseLimit, timeoutMs?: number): Promise<Consumption>;
+  /**
+   * Gives back one use that consume() counted but whose answer never reached the caller (it had given up):
+   * the holder paid for it and was not served. Rejects with DependencyUnavailable like consume().
+   */
+  refund(paymentHash: Buffer): Promise<void>;
   probe(): Promise<void>;
   close(): Promise<void>;
 }

@@ -47,6 +47,7 @@ export const DENIALS = {
   invoice_backend_unavailable: spec(503, 'The Lightning backend is unavailable; retry later.'),
   spent_set_unavailable: spec(503, 'The spent-token store is unavailable; retry later.'),
   deadline_exceeded: spec(503, 'The authorization deadline passed before a decision; retry.'),
+  overloaded: spec(503, 'The server is too busy to answer in time; retry shortly.'),
 } as const satisfies Record<string, ReasonSpec>;
 
 export type DenialReason = keyof typeof DENIALS;

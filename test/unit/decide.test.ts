@@ -3,6 +3,7 @@ import { type MemorySpentSet, memorySpentSet } from '../../src/adapters/memory-s
 import { decide, type Engine, type GateRequest } from '../../src/core/decide';
 import type { Challenge, Decision } from '../../src/core/decision';
 import { DependencyUnavailable, type InvoiceBackend, type SpentSet } from '../../src/core/ports';
+import { concurrencyCap } from '../../src/core/rate-limit';
 import { DENIALS } from '../../src/core/reasons';
 import { type HttpAnswer, render } from '../../src/core/response';
 import type { RouteRule, RouteTable } from '../../src/core/routes';
@@ -42,6 +43,7 @@ interface Harness {
   spent: MemorySpentSet;
   invoiceCalls: Array<{ amountSats: number; memo: string; expirySeconds: number; timeoutMs: number }>;
   spendCalls: Array<{ paymentHash: Buffer; ttlMs: number }>;
+  refundCalls: Buffer[];
   /** The engine's clock, in milliseconds; tests move it explicitly. */
   clock: { now: number };
 }
@@ -58,6 +60,7 @@ function harness(
   const spent = memorySpentSet(overrides.spentEntries ?? 1000);
   const invoiceCalls: Harness['invoiceCalls'] = [];
   const spendCalls: Harness['spendCalls'] = [];
+  const refundCalls: Buffer[] = [];
   const clock = { now: NOW_MS };
   const invoices = overrides.invoices ?? dev;
   const spentSet = overrides.spentSet ?? spent;
@@ -79,6 +82,10 @@ function harness(
         spendCalls.push({ paymentHash, ttlMs: use.ttlMs });
         return spentSet.consume(paymentHash, use);
       },
+      refund(paymentHash) {
+        refundCalls.push(paymentHash);
+        return spentSet.refund(paymentHash);
+      },
       probe: () => spentSet.probe(),
       close: () => spentSet.close(),
     },
@@ -89,7 +96,7 @@ function harness(
     retryAfterSeconds: RETRY_AFTER,
     location: LOCATION,
   };
-  return { engine, dev, spent, invoiceCalls, spendCalls, clock };
+  return { engine, dev, spent, invoiceCalls, spendCalls, refundCalls, clock };
 }
 
 function request(h: Harness, overrides: Partial<GateRequest> = {}): GateRequest {
@@ -421,6 +428,7 @@ describe('the spent set is unavailable', () => {
   const brokenSpentSet: SpentSet = {
     name: 'broken',
     consume: failing('spent_set', 'redis is down'),
+    refund: failing('spent_set', 'redis is down'),
     probe: failing('spent_set', 'redis is down'),
     close: async () => {},
   };
@@ -515,6 +523,128 @@ describe('the deadline', () => {
     expect(decision.kind === 'deny' && decision.challenge).toBeUndefined();
     expect(decision.kind === 'deny' && decision.retryAfterSeconds).toBe(RETRY_AFTER);
     expect(h.invoiceCalls).toHaveLength(0);
+  });
+});
+
+/** The payment hash an `L402 <macaroon>:<preimage>` header pays: the preimage's SHA-256. */
+const paymentHashOf = (authorization: string): Buffer =>
+  sha256(Buffer.from(authorization.slice(authorization.lastIndexOf(':') + 1), 'hex'));
+
+describe('an answer that would arrive after the caller gave up', () => {
+  /** A spent set whose reply comes back once `advanceMs` have passed on the engine's clock. */
+  function slowSpend(h: Harness, advanceMs: number): void {
+    const consume = h.engine.spentSet.consume.bind(h.engine.spentSet);
+    h.engine.spentSet = {
+      ...h.engine.spentSet,
+      consume: async (hash, use, timeoutMs) => {
+        const result = await consume(hash, use, timeoutMs);
+        h.clock.now += advanceMs;
+        return result;
+      },
+    };
+  }
+
+  it('gives the use back when the spend returns after the deadline, and the token still buys its request', async () => {
+    const h = harness();
+    const authorization = await buy(h);
+    slowSpend(h, 2000);
+    const late = await decide(request(h, { authorization, deadline: h.clock.now + 1000 }), h.engine);
+    expect(late).toMatchObject({ kind: 'deny', reason: 'deadline_exceeded', retryAfterSeconds: RETRY_AFTER });
+    expect(late.kind === 'deny' && late.detail).toMatch(/given back/);
+    expect(h.refundCalls).toHaveLength(1);
+    expect(await decide(request(h, { authorization, deadline: h.clock.now + 5000 }), h.engine)).toMatchObject(
+      {
+        kind: 'allow',
+        reason: 'paid',
+      },
+    );
+  });
+
+  it('gives the use back when the caller cancelled while the spend was in flight', async () => {
+    const h = harness();
+    const authorization = await buy(h);
+    let cancelled = false;
+    const consume = h.engine.spentSet.consume.bind(h.engine.spentSet);
+    h.engine.spentSet = {
+      ...h.engine.spentSet,
+      consume: async (hash, use, timeoutMs) => {
+        const result = await consume(hash, use, timeoutMs);
+        cancelled = true;
+        return result;
+      },
+    };
+    const abandoned = () => cancelled;
+    const decision = await decide(request(h, { authorization, abandoned }), h.engine);
+    expect(decision).toMatchObject({ kind: 'deny', reason: 'deadline_exceeded' });
+    expect(h.spent.usedBy(paymentHashOf(authorization))).toBe(0);
+  });
+
+  it('gives back one use of a bundle, not the whole count', async () => {
+    const h = harness({ routes: { ...ROUTES, rules: [rule('forecast', '/v1/forecast', 10, { uses: 3 })] } });
+    const authorization = await buy(h);
+    expect(await decide(request(h, { authorization }), h.engine)).toMatchObject({ used: 1 });
+    slowSpend(h, 2000);
+    await decide(request(h, { authorization, deadline: h.clock.now + 1000 }), h.engine);
+    expect(h.spent.usedBy(paymentHashOf(authorization))).toBe(1);
+  });
+
+  it('still answers deadline_exceeded when the use cannot be given back', async () => {
+    const h = harness();
+    const authorization = await buy(h);
+    slowSpend(h, 2000);
+    h.engine.spentSet.refund = failing('spent_set', 'redis is down');
+    const late = await decide(request(h, { authorization, deadline: h.clock.now + 1000 }), h.engine);
+    expect(late).toMatchObject({ kind: 'deny', reason: 'deadline_exceeded' });
+    expect(late.kind === 'deny' && late.detail).toMatch(/giving the use back failed: redis is down/);
+  });
+});
+
+describe('admission under overload', () => {
+  it('sheds a paid check whose deadline is nearer than the event loop can answer: 503, Retry-After 1, no work', async () => {
+    const h = harness();
+    const authorization = await buy(h);
+    h.engine.admission = { lagMs: () => 300 };
+    const invoicesBefore = h.invoiceCalls.length;
+    for (const headers of [{ authorization }, {}]) {
+      const shed = await decide(request(h, { ...headers, deadline: h.clock.now + 500 }), h.engine);
+      expect(shed).toMatchObject({ kind: 'deny', reason: 'overloaded', retryAfterSeconds: 1 });
+      expect(shed.kind === 'deny' && shed.detail).toMatch(/event loop runs 300 ms late and 500 ms are left/);
+      const answer = render(shed, { stripAuthorization: true });
+      expect(!answer.allowed && answer.status).toBe(503);
+      expect(!answer.allowed && answer.headers).toContainEqual(['retry-after', '1']);
+    }
+    expect(h.spendCalls).toHaveLength(0);
+    expect(h.invoiceCalls).toHaveLength(invoicesBefore);
+  });
+
+  it('admits the same check when its deadline leaves room for the lag', async () => {
+    const h = harness();
+    const authorization = await buy(h);
+    h.engine.admission = { lagMs: () => 300 };
+    const decision = await decide(request(h, { authorization, deadline: h.clock.now + 1000 }), h.engine);
+    expect(decision).toMatchObject({ kind: 'allow', reason: 'paid' });
+  });
+
+  it('never sheds a free route: answering it costs no more than refusing it', async () => {
+    const h = harness();
+    h.engine.admission = { lagMs: () => 10_000, inFlight: concurrencyCap(1) };
+    h.engine.admission.inFlight?.tryAcquire();
+    const decision = await decide(request(h, { path: '/status', deadline: h.clock.now + 10 }), h.engine);
+    expect(decision).toMatchObject({ kind: 'allow', reason: 'free' });
+  });
+
+  it('sheds paid checks beyond the in-flight cap and admits again once one finishes', async () => {
+    const h = harness();
+    const authorization = await buy(h);
+    const cap = concurrencyCap(1);
+    h.engine.admission = { inFlight: cap };
+    const release = cap.tryAcquire();
+    const shed = await decide(request(h, { authorization }), h.engine);
+    expect(shed).toMatchObject({ kind: 'deny', reason: 'overloaded', retryAfterSeconds: 1 });
+    expect(shed.kind === 'deny' && shed.detail).toMatch(/1 paid checks are already in progress/);
+    release?.();
+    expect(await decide(request(h, { authorization }), h.engine)).toMatchObject({ kind: 'allow' });
+    expect(cap.inFlight).toBe(0);
   });
 });
 

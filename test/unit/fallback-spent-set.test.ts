@@ -20,6 +20,10 @@ function flakyShared(): SpentSet & { down: boolean; inner: SpentSet } {
       if (flaky.down) throw new DependencyUnavailable('spent_set', 'Redis is down');
       return inner.consume(hash, use, timeoutMs);
     },
+    async refund(hash) {
+      if (flaky.down) throw new DependencyUnavailable('spent_set', 'Redis is down');
+      return inner.refund(hash);
+    },
     async probe() {
       if (flaky.down) throw new DependencyUnavailable('spent_set', 'Redis is down');
     },

@@ -125,6 +125,7 @@ function engineWith(spentSet: SpentSet, clock = { now: NOW_MS }) {
         consumed.push(use);
         return spentSet.consume(hash, use, timeoutMs);
       },
+      refund: (hash) => spentSet.refund(hash),
       probe: () => spentSet.probe(),
       close: () => spentSet.close(),
     },
@@ -264,6 +265,8 @@ function switchable(store: SpentSet) {
       state.up
         ? store.consume(hash, use, timeoutMs)
         : Promise.reject(new DependencyUnavailable('spent_set', 'down')),
+    refund: (hash) =>
+      state.up ? store.refund(hash) : Promise.reject(new DependencyUnavailable('spent_set', 'down')),
     probe: () =>
       state.up ? Promise.resolve() : Promise.reject(new DependencyUnavailable('spent_set', 'down')),
     close: async () => {},
