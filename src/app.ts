@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { type DevInvoiceBackend, devInvoiceBackend } from './adapters/dev-invoices';
 import { withLocalFallback } from './adapters/fallback-spent-set';
+import { eventLoopLag } from './adapters/event-loop-lag';
 import { lndInvoiceBackend } from './adapters/lnd-invoices';
 import { memorySpentSet } from './adapters/memory-spent-set';
 import { type RedisTarget, redisSpentSet } from './adapters/redis-spent-set';
@@ -53,6 +54,7 @@ export async function startApp(
   const metrics = createMetrics();
   const invoices = createInvoiceBackend(config, env, logger);
   const spentSet = createSpentSet(config, metrics);
+  const loopLag = eventLoopLag();
   const engine: Engine = {
     routes: routeTable(config),
     keys: keyringOf(config),
@@ -70,6 +72,10 @@ export async function startApp(
     retryAfterSeconds: config.retry_after_seconds,
     location: config.location,
     challengeLimits: challengeLimits(config),
+    admission: {
+      lagMs: loopLag.lagMs,
+      ...(config.admission.max_in_flight > 0 && { inFlight: concurrencyCap(config.admission.max_in_flight) }),
+    },
   };
   const gate = createGate(engine, metrics, logger);
   // Payments are counted when they settle, not when (or if) their token is used.
@@ -117,6 +123,7 @@ export async function startApp(
       return server;
     } catch (err) {
       readiness.stop();
+      loopLag.stop();
       await Promise.all(opened.map((c) => c()));
       await Promise.all([invoices.close(), spentSet.close()]);
       throw new ConfigError(
@@ -211,6 +218,7 @@ export async function startApp(
       await new Promise((resolve) => setTimeout(resolve, config.drain_seconds * 1000));
       await Promise.all([grpc.shutdown(config.shutdown_grace_ms), http.shutdown(config.shutdown_grace_ms)]);
       readiness.stop();
+      loopLag.stop();
       stopWatching?.();
       await Promise.all([admin.close(), invoices.close(), spentSet.close()]);
       logger.info('plannt stopped');

@@ -196,6 +196,11 @@ export const configSchema = z
       .strict()
       .default({}),
     retry_after_seconds: z.number().int().positive().default(5),
+    // Paid-route checks in progress at once (0 = no cap); beyond it a check is shed with 503 overloaded.
+    admission: z
+      .object({ max_in_flight: z.number().int().min(0).max(1e6).default(1000) })
+      .strict()
+      .default({}),
     drain_seconds: z.number().min(0).max(300).default(5),
     shutdown_grace_ms: z.number().int().positive().default(10_000),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -92,7 +92,11 @@ async function enforce(req: GateRequest, engine: Engine): Promise<Decision> {
   }
   const { route } = resolution;
   if (route.priceSats === 0) return { kind: 'allow', reason: 'free', route };
-  const late = lateReason(req, engine);
+  // A request read after the loop ran L ms late may have waited unread that long: its deadline, which the
+  // adapter counted from the read, is up to L ms sooner. Every budget below uses the earlier one.
+  const lagMs = engine.admission?.lagMs?.() ?? 0;
+  if (lagMs > 0) req = { ...req, deadline: req.deadline - lagMs };
+  const late = lateReason(req, lagMs, engine);
   if (late) return overloaded(route, late);
   const inFlight = engine.admission?.inFlight;
   const release = inFlight ? inFlight.tryAcquire() : NOTHING;
@@ -115,8 +119,7 @@ function overloaded(route: PricedRoute, detail: string): Decision {
  * A check whose deadline is nearer than the turns of a lagging event loop it needs (one to send to the
  * spent-set or LND, one to read the reply) would be answered too late: refuse it now, cheaply, instead.
  */
-function lateReason(req: GateRequest, engine: Engine): string | undefined {
-  const lagMs = engine.admission?.lagMs?.() ?? 0;
+function lateReason(req: GateRequest, lagMs: number, engine: Engine): string | undefined {
   if (lagMs === 0) return undefined;
   const remaining = req.deadline - engine.now();
   if (remaining >= 2 * lagMs + MIN_DEADLINE_MARGIN_MS) return undefined;
@@ -199,9 +202,13 @@ async function paidRoute(route: PricedRoute, req: GateRequest, engine: Engine): 
 /** Time an answer needs to leave this process once decided: a write, no further turn of the event loop. */
 const SEND_MARGIN_MS = 2;
 
-/** The caller has given up, or will have by the time the answer reaches it. */
+/**
+ * The caller has given up, or will have by the time the answer reaches it: the write may wait as long as
+ * the loop has lately been late (a CPU-throttled pod stalls for whole periods).
+ */
 function tooLate(req: GateRequest, engine: Engine): boolean {
-  return engine.now() >= req.deadline - SEND_MARGIN_MS || req.abandoned?.() === true;
+  const margin = Math.max(SEND_MARGIN_MS, engine.admission?.lagMs?.() ?? 0);
+  return engine.now() >= req.deadline - margin || req.abandoned?.() === true;
 }
 
 /** The use was counted but its allow would reach no one: give it back, so the payment still buys it. */

@@ -72,6 +72,8 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
         requestId,
         grpc: downstreamGrpc,
       } = fromCheckRequest(call.request, deadlineOf(call), options.trustedHops);
+      // Envoy cancels at its deadline: a use counted for a cancelled call is given back (core/decide.ts).
+      request.abandoned = () => call.cancelled;
       options.gate.check(request, requestId).then(
         (decision) =>
           callback(null, toCheckResponse(render(decision, options.render, { grpc: downstreamGrpc }))),

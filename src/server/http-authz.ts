@@ -289,6 +289,8 @@ async function handle(req: IncomingMessage, options: HttpAuthzServerOptions): Pr
     options.logger.info({ detail: translation.message }, 'malformed authorization request');
     return protocolError(400, translation.message);
   }
+  // A proxy that gave up closes the connection: a use counted for it is given back (core/decide.ts).
+  translation.request.abandoned = () => req.socket.destroyed;
   const decision = await options.gate.check(translation.request, translation.requestId);
   return toHttpReply(render(decision, options.render, { grpc: translation.grpc }));
 }

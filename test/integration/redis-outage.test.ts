@@ -2,7 +2,6 @@
  * The spent-set's Redis is unreachable. fail_closed: a paid token gets a 503 (never an allow, never a
  * gRPC error) and Plannt reports not ready. local_fallback: spends are recorded in this replica's memory.
  */
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
 import { type CheckResult, healthCheck, healthClient } from '../support/envoy-client';
 import {
@@ -15,6 +14,7 @@ import {
   uniqueRedisPrefix,
   waitFor,
 } from '../support/plannt';
+import { type RedisProxy, startRedisProxy } from '../support/redis-proxy';
 
 const UNREACHABLE = 'redis://127.0.0.1:1';
 const FORECAST = { method: 'GET', host: 'api.example.com', path: '/v1/forecast?city=braga' };
@@ -137,71 +137,6 @@ describe('spent-set on an unreachable Redis with on_error local_fallback', () =>
     expect(await plannt.metrics()).toMatch(/plannt_dependency_ready\{dependency="spent_set:redis"\} 0/);
   });
 });
-
-interface RedisProxy {
-  url: string;
-  /** Down: refuse new connections and cut open ones. */
-  setUp(up: boolean): void;
-  /** Hold every Redis reply this long before passing it on (commands still reach Redis at once). */
-  setReplyDelayMs(ms: number): void;
-  close(): Promise<void>;
-}
-
-/** A TCP proxy to the real Redis that can be cut, restored or slowed. */
-async function startRedisProxy(): Promise<RedisProxy> {
-  let up = true;
-  let replyDelayMs = 0;
-  const sockets = new Set<Socket>();
-  const timers = new Set<NodeJS.Timeout>();
-  const server: Server = createServer((client) => {
-    if (!up) {
-      client.destroy();
-      return;
-    }
-    const upstream = tcpConnect(6379, '127.0.0.1');
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => {});
-    }
-    client.pipe(upstream);
-    // Replies keep their order, as on a real connection, even when the delay changes mid-stream.
-    let lastRelease = 0;
-    upstream.on('data', (chunk: Buffer) => {
-      const release = Math.max(Date.now() + replyDelayMs, lastRelease);
-      lastRelease = release;
-      if (release <= Date.now()) {
-        client.write(chunk);
-        return;
-      }
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        if (!client.destroyed) client.write(chunk);
-      }, release - Date.now());
-      timers.add(timer);
-    });
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    setUp(value) {
-      up = value;
-      if (!up) for (const s of sockets) s.destroy();
-    },
-    setReplyDelayMs(ms) {
-      replyDelayMs = ms;
-    },
-    close: () =>
-      new Promise((resolve) => {
-        for (const t of timers) clearTimeout(t);
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 describe('a Redis outage that ends, with on_error fail_closed', () => {
   let plannt: Plannt;
