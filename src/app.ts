@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { type DevInvoiceBackend, devInvoiceBackend } from './adapters/dev-invoices';
 import { withLocalFallback } from './adapters/fallback-spent-set';
-import { eventLoopLag } from './adapters/event-loop-lag';
 import { lndInvoiceBackend } from './adapters/lnd-invoices';
+import { loadSignals } from './adapters/load-signals';
 import { memorySpentSet } from './adapters/memory-spent-set';
 import { type RedisTarget, redisSpentSet } from './adapters/redis-spent-set';
 import type { Config } from './config';
@@ -54,7 +54,7 @@ export async function startApp(
   const metrics = createMetrics();
   const invoices = createInvoiceBackend(config, env, logger);
   const spentSet = createSpentSet(config, metrics);
-  const loopLag = eventLoopLag();
+  const load = loadSignals();
   const engine: Engine = {
     routes: routeTable(config),
     keys: keyringOf(config),
@@ -73,7 +73,9 @@ export async function startApp(
     location: config.location,
     challengeLimits: challengeLimits(config),
     admission: {
-      lagMs: loopLag.lagMs,
+      lagMs: load.lagMs,
+      recentCheckMs: load.recentCheckMs,
+      recordCheckMs: load.recordCheckMs,
       ...(config.admission.max_in_flight > 0 && { inFlight: concurrencyCap(config.admission.max_in_flight) }),
     },
   };
@@ -123,7 +125,7 @@ export async function startApp(
       return server;
     } catch (err) {
       readiness.stop();
-      loopLag.stop();
+      load.stop();
       await Promise.all(opened.map((c) => c()));
       await Promise.all([invoices.close(), spentSet.close()]);
       throw new ConfigError(
@@ -218,7 +220,7 @@ export async function startApp(
       await new Promise((resolve) => setTimeout(resolve, config.drain_seconds * 1000));
       await Promise.all([grpc.shutdown(config.shutdown_grace_ms), http.shutdown(config.shutdown_grace_ms)]);
       readiness.stop();
-      loopLag.stop();
+      load.stop();
       stopWatching?.();
       await Promise.all([admin.close(), invoices.close(), spentSet.close()]);
       logger.info('plannt stopped');

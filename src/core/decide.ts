@@ -50,6 +50,9 @@ export interface Admission {
   inFlight?: ConcurrencyCap;
   /** How late the event loop currently runs (ms): a check waits about that long for each turn it needs. */
   lagMs?: () => number;
+  /** How long the slowest recent paid checks took (ms), and where each one's time is reported. */
+  recentCheckMs?: () => number;
+  recordCheckMs?: (ms: number) => void;
 }
 
 export interface ChallengeLimits {
@@ -101,10 +104,12 @@ async function enforce(req: GateRequest, engine: Engine): Promise<Decision> {
   const inFlight = engine.admission?.inFlight;
   const release = inFlight ? inFlight.tryAcquire() : NOTHING;
   if (!release) return overloaded(route, `${inFlight?.inFlight} paid checks are already in progress`);
+  const started = engine.now();
   try {
     return await paidRoute(route, req, engine);
   } finally {
     release();
+    engine.admission?.recordCheckMs?.(engine.now() - started);
   }
 }
 
@@ -116,14 +121,18 @@ function overloaded(route: PricedRoute, detail: string): Decision {
 }
 
 /**
- * A check whose deadline is nearer than the turns of a lagging event loop it needs (one to send to the
- * spent-set or LND, one to read the reply) would be answered too late: refuse it now, cheaply, instead.
+ * A check whose deadline is nearer than the time it needs would be answered too late: refuse it now, cheaply,
+ * instead. It needs the turns of a lagging event loop (one to send to the spent-set or LND, one to read the
+ * reply), and no less than the slowest recent checks took, since it queues behind the same work.
  */
 function lateReason(req: GateRequest, lagMs: number, engine: Engine): string | undefined {
-  if (lagMs === 0) return undefined;
+  const recentMs = engine.admission?.recentCheckMs?.() ?? 0;
+  if (lagMs === 0 && recentMs === 0) return undefined;
   const remaining = req.deadline - engine.now();
-  if (remaining >= 2 * lagMs + MIN_DEADLINE_MARGIN_MS) return undefined;
-  return `the event loop runs ${Math.round(lagMs)} ms late and ${Math.max(0, Math.round(remaining))} ms are left`;
+  const needed = Math.max(2 * lagMs, recentMs) + MIN_DEADLINE_MARGIN_MS;
+  if (remaining >= needed) return undefined;
+  const left = Math.max(0, Math.round(remaining));
+  return `${left} ms are left and a check needs ${Math.round(needed)} (event loop ${Math.round(lagMs)} ms late, recent checks ${Math.round(recentMs)} ms)`;
 }
 
 async function paidRoute(route: PricedRoute, req: GateRequest, engine: Engine): Promise<Decision> {
