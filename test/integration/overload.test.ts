@@ -34,8 +34,11 @@ const OVERLOAD_SECONDS = 10;
 const WINDOW_MS = 250;
 const MIN_RATE = 50;
 const MAX_RATE = 1000;
-const check = AuthorizationService.Check;
-if (!check) throw new Error('Authorization/Check is missing from the protos');
+const check = (() => {
+  const method = AuthorizationService.Check;
+  if (!method) throw new Error('Authorization/Check is missing from the protos');
+  return method;
+})();
 
 const dir = mkdtempSync(path.join(tmpdir(), 'plannt-overload-'));
 const prefixes: string[] = [];
@@ -125,7 +128,7 @@ function mintToken(): Token {
   const macaroon = mintMacaroon(paymentHash, terms, keys, 'plannt');
   const authorization = `L402 ${macaroon.toString('base64')}:${preimage.toString('hex')}`;
   const request = checkRequest({ ...FORECAST, headers: { authorization }, requestId: randomUUID() });
-  return { paymentHash: paymentHash.toString('hex'), bytes: check!.requestSerialize(request) };
+  return { paymentHash: paymentHash.toString('hex'), bytes: check.requestSerialize(request) };
 }
 
 type Outcome =
@@ -135,9 +138,9 @@ type Outcome =
 function send(client: grpc.Client, token: Token, deadlineMs = DEADLINE_MS): Promise<Outcome> {
   return new Promise((resolve) => {
     client.makeUnaryRequest(
-      check!.path,
+      check.path,
       (bytes: Buffer) => bytes,
-      check!.responseDeserialize as (bytes: Buffer) => RawCheckResponse,
+      check.responseDeserialize as (bytes: Buffer) => RawCheckResponse,
       token.bytes,
       { deadline: Date.now() + deadlineMs },
       (err, raw) => {
