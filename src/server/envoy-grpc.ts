@@ -37,34 +37,66 @@ export interface EnvoyRequest {
 }
 
 /**
+ * What Plannt reads of a CheckRequest, as the generic decoder leaves it: the fast reader
+ * (check-request-codec.ts) fills the same shape straight from the wire, and both end in toEnvoyRequest.
+ */
+export interface CheckFields {
+  /** attributes.source.address.socket_address.address */
+  peer: string | undefined;
+  id: string | undefined;
+  method: string | undefined;
+  host: string | undefined;
+  path: string | undefined;
+  authorization: string | undefined;
+  /** The first non-empty of MACAROON_HEADERS. */
+  macaroonHeader: string | undefined;
+  forwardedFor: string | undefined;
+  contentType: string | undefined;
+  contextExtensions: Readonly<Record<string, string>> | undefined;
+}
+
+/**
  * `trustedHops`: how many proxies, counted from the right of `x-forwarded-for`, append to it and are trusted
  * (Envoy itself counts when it appends, i.e. with use_remote_address). 0 ignores the header: the client is
  * Envoy's downstream peer, `attributes.source.address`.
  */
 export function fromCheckRequest(check: CheckRequest, deadline: number, trustedHops = 0): EnvoyRequest {
   const http = check.attributes?.request?.http ?? {};
-  const authorization = header(http, 'authorization');
-  const macaroonHeader = firstHeader(http, MACAROON_HEADERS);
-  const clientAddress = clientAddressOf(
-    check.attributes?.source?.address?.socket_address?.address,
-    trustedHops > 0 ? header(http, 'x-forwarded-for') : undefined,
-    trustedHops,
-  );
-  const rawPath = http.path ?? '/';
+  const fields: CheckFields = {
+    peer: check.attributes?.source?.address?.socket_address?.address,
+    id: http.id,
+    method: http.method,
+    host: http.host ?? header(http, ':authority'),
+    path: http.path,
+    authorization: header(http, 'authorization'),
+    macaroonHeader: firstHeader(http, MACAROON_HEADERS),
+    forwardedFor: trustedHops > 0 ? header(http, 'x-forwarded-for') : undefined,
+    contentType: header(http, 'content-type'),
+    contextExtensions: check.attributes?.context_extensions,
+  };
+  return toEnvoyRequest(fields, deadline, trustedHops);
+}
+
+const NO_EXTENSIONS: Readonly<Record<string, string>> = Object.freeze({});
+
+export function toEnvoyRequest(fields: CheckFields, deadline: number, trustedHops = 0): EnvoyRequest {
+  const { authorization, macaroonHeader } = fields;
+  const clientAddress = clientAddressOf(fields.peer, fields.forwardedFor, trustedHops);
+  const rawPath = fields.path ?? '/';
   const query = rawPath.search(/[?#]/);
   return {
     request: {
-      host: http.host ?? header(http, ':authority') ?? '',
+      host: fields.host ?? '',
       path: query < 0 ? rawPath : rawPath.slice(0, query),
-      method: (http.method ?? 'GET').toUpperCase(),
-      contextExtensions: check.attributes?.context_extensions ?? {},
+      method: (fields.method ?? 'GET').toUpperCase(),
+      contextExtensions: fields.contextExtensions ?? NO_EXTENSIONS,
       deadline,
       ...(authorization !== undefined && { authorization }),
       ...(macaroonHeader !== undefined && { macaroonHeader }),
       ...(clientAddress !== undefined && { clientAddress }),
     },
-    ...(http.id && { requestId: http.id }),
-    grpc: isGrpcContentType(header(http, 'content-type')),
+    ...(fields.id && { requestId: fields.id }),
+    grpc: isGrpcContentType(fields.contentType),
   };
 }
 

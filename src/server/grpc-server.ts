@@ -7,7 +7,8 @@ import { type RenderOptions, render } from '../core/response';
 import { AuthorizationService, HealthService } from '../envoy/protos';
 import type { Gate } from '../gate';
 import type { Logger } from '../logger';
-import { type CheckRequest, fromCheckRequest, toCheckResponse } from './envoy-grpc';
+import { MalformedCheckRequest, readCheckRequest } from './check-request-codec';
+import { toCheckResponse, toEnvoyRequest } from './envoy-grpc';
 
 /** Used when a caller sets no deadline; the invoice timeout still bounds the work. */
 const NO_DEADLINE_MS = 30_000;
@@ -54,24 +55,29 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
   // Dependency outages do not make the pod unready (server/readiness.ts): only draining does.
   const servingStatus = () => (draining ? NOT_SERVING : SERVING);
 
-  server.addService(withSizeLimit(AuthorizationService), {
-    Check(
-      call: grpc.ServerUnaryCall<CheckRequest | Oversized, object>,
-      callback: grpc.sendUnaryData<object>,
-    ) {
-      if (OVERSIZED in call.request) {
-        const detail = `the CheckRequest is ${call.request[OVERSIZED]} bytes; at most ${MAX_CHECK_BYTES} are read`;
+  server.addService(rawCheck(AuthorizationService), {
+    Check(call: grpc.ServerUnaryCall<Buffer, object>, callback: grpc.sendUnaryData<object>) {
+      const bytes = call.request;
+      if (bytes.length > MAX_CHECK_BYTES) {
+        const detail = `the CheckRequest is ${bytes.length} bytes; at most ${MAX_CHECK_BYTES} are read`;
         callback(
           null,
           toCheckResponse(render(options.gate.refuse('request_too_large', detail), options.render)),
         );
         return;
       }
+      const fields = readCheckRequest(bytes);
+      // The generic decoder would fail the call (INTERNAL), which failure_mode_allow turns into an allow.
+      if (fields instanceof MalformedCheckRequest) {
+        const refusal = options.gate.refuse('malformed_request', fields.message);
+        callback(null, toCheckResponse(render(refusal, options.render)));
+        return;
+      }
       const {
         request,
         requestId,
         grpc: downstreamGrpc,
-      } = fromCheckRequest(call.request, deadlineOf(call), options.trustedHops);
+      } = toEnvoyRequest(fields, deadlineOf(call), options.trustedHops);
       options.gate.check(request, requestId).then(
         (decision) =>
           callback(null, toCheckResponse(render(decision, options.render, { grpc: downstreamGrpc }))),
@@ -139,21 +145,11 @@ export const MAX_CHECK_BYTES = 1024 * 1024;
 /** Beyond this grpc-js refuses the message itself; Envoy caps request headers at 8 MiB. */
 const MAX_TRANSPORT_BYTES = 64 * 1024 * 1024;
 
-const OVERSIZED = Symbol('oversized');
-type Oversized = { [OVERSIZED]: number };
-
-/** Check's decoder, skipping the protobuf decode of a message too large to judge. */
-function withSizeLimit(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+/** Check takes the request's bytes as they arrive: readCheckRequest decodes the few fields Plannt reads. */
+function rawCheck(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const check = service.Check;
   if (!check) throw new Error('the Authorization service has no Check method');
-  return {
-    ...service,
-    Check: {
-      ...check,
-      requestDeserialize: (bytes: Buffer) =>
-        bytes.length > MAX_CHECK_BYTES ? { [OVERSIZED]: bytes.length } : check.requestDeserialize(bytes),
-    },
-  };
+  return { ...service, Check: { ...check, requestDeserialize: (bytes: Buffer) => bytes } };
 }
 
 function credentials(tls: TlsMaterial | undefined): grpc.ServerCredentials {
