@@ -56,6 +56,7 @@ export interface CheckFields {
 }
 
 /**
+ * The reference translation over the generic decoder's objects, which check-request-codec.ts is proven against.
  * `trustedHops`: how many proxies, counted from the right of `x-forwarded-for`, append to it and are trusted
  * (Envoy itself counts when it appends, i.e. with use_remote_address). 0 ignores the header: the client is
  * Envoy's downstream peer, `attributes.source.address`.
@@ -148,6 +149,7 @@ function firstHeader(http: HttpAttributes, names: readonly string[]): string | u
   return undefined;
 }
 
+/** The CheckResponse as protobufjs objects: the reference check-response-codec.ts is proven against. */
 export function toCheckResponse(answer: HttpAnswer): object {
   if (answer.allowed) {
     return {
@@ -166,7 +168,7 @@ export function toCheckResponse(answer: HttpAnswer): object {
     };
   }
   return {
-    status: { code: answer.status === 401 ? GRPC_UNAUTHENTICATED : GRPC_PERMISSION_DENIED },
+    status: { code: grpcCodeOf(answer) },
     denied_response: {
       status: { code: answer.status },
       headers: answer.headers.map(([key, value]) => ({
@@ -176,4 +178,9 @@ export function toCheckResponse(answer: HttpAnswer): object {
       body: answer.body,
     },
   };
+}
+
+/** The gRPC status of a denial's CheckResponse (Envoy reads only OK or not). */
+export function grpcCodeOf(answer: HttpAnswer & { allowed: false }): number {
+  return answer.status === 401 ? GRPC_UNAUTHENTICATED : GRPC_PERMISSION_DENIED;
 }

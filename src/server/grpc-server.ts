@@ -8,7 +8,8 @@ import { AuthorizationService, HealthService } from '../envoy/protos';
 import type { Gate } from '../gate';
 import type { Logger } from '../logger';
 import { MalformedCheckRequest, readCheckRequest } from './check-request-codec';
-import { toCheckResponse, toEnvoyRequest } from './envoy-grpc';
+import { encodeCheckResponse } from './check-response-codec';
+import { toEnvoyRequest } from './envoy-grpc';
 
 /** Used when a caller sets no deadline; the invoice timeout still bounds the work. */
 const NO_DEADLINE_MS = 30_000;
@@ -20,7 +21,7 @@ export interface GrpcServerOptions {
   render: RenderOptions;
   logger: Logger;
   maxConnectionAgeMs?: number;
-  /** Trusted x-forwarded-for hops for the client address (see fromCheckRequest); 0 by default. */
+  /** Trusted x-forwarded-for hops for the client address (see toEnvoyRequest); 0 by default. */
   trustedHops?: number;
   /** Serve over TLS; with `clientCa`, require client certificates signed by it (mTLS). Plaintext if absent. */
   tls?: TlsMaterial;
@@ -56,13 +57,13 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
   const servingStatus = () => (draining ? NOT_SERVING : SERVING);
 
   server.addService(rawCheck(AuthorizationService), {
-    Check(call: grpc.ServerUnaryCall<Buffer, object>, callback: grpc.sendUnaryData<object>) {
+    Check(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
       const bytes = call.request;
       if (bytes.length > MAX_CHECK_BYTES) {
         const detail = `the CheckRequest is ${bytes.length} bytes; at most ${MAX_CHECK_BYTES} are read`;
         callback(
           null,
-          toCheckResponse(render(options.gate.refuse('request_too_large', detail), options.render)),
+          encodeCheckResponse(render(options.gate.refuse('request_too_large', detail), options.render)),
         );
         return;
       }
@@ -70,7 +71,7 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
       // The generic decoder would fail the call (INTERNAL), which failure_mode_allow turns into an allow.
       if (fields instanceof MalformedCheckRequest) {
         const refusal = options.gate.refuse('malformed_request', fields.message);
-        callback(null, toCheckResponse(render(refusal, options.render)));
+        callback(null, encodeCheckResponse(render(refusal, options.render)));
         return;
       }
       const {
@@ -80,7 +81,7 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
       } = toEnvoyRequest(fields, deadlineOf(call), options.trustedHops);
       options.gate.check(request, requestId).then(
         (decision) =>
-          callback(null, toCheckResponse(render(decision, options.render, { grpc: downstreamGrpc }))),
+          callback(null, encodeCheckResponse(render(decision, options.render, { grpc: downstreamGrpc }))),
         // The gate never rejects; this is a last guard against a crash, still failing closed.
         (err: unknown) => {
           options.logger.error({ err }, 'check failed');
@@ -145,11 +146,15 @@ export const MAX_CHECK_BYTES = 1024 * 1024;
 /** Beyond this grpc-js refuses the message itself; Envoy caps request headers at 8 MiB. */
 const MAX_TRANSPORT_BYTES = 64 * 1024 * 1024;
 
-/** Check takes the request's bytes as they arrive: readCheckRequest decodes the few fields Plannt reads. */
+/**
+ * Check passes bytes through: readCheckRequest decodes the few fields Plannt reads, and encodeCheckResponse
+ * writes the answer.
+ */
 function rawCheck(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const check = service.Check;
   if (!check) throw new Error('the Authorization service has no Check method');
-  return { ...service, Check: { ...check, requestDeserialize: (bytes: Buffer) => bytes } };
+  const bytes = (raw: Buffer) => raw;
+  return { ...service, Check: { ...check, requestDeserialize: bytes, responseSerialize: bytes } };
 }
 
 function credentials(tls: TlsMaterial | undefined): grpc.ServerCredentials {
