@@ -164,6 +164,7 @@ function checkCaveats(
   let uses: Uses | undefined;
   let maxRequestsPerSecond: number | undefined;
   const validUntilCondition = needs.service + VALID_UNTIL_SUFFIX;
+  const capabilitiesCondition = needs.service + CAPABILITIES_SUFFIX;
 
   for (const bytes of raw) {
     const caveat = parseCaveat(bytes);
@@ -189,7 +190,7 @@ function checkCaveats(
       mintedValidUntil ??= until;
       validUntil = until;
       if (needs.now >= validUntil) return fail('expired');
-    } else if (condition === needs.service + CAPABILITIES_SUFFIX) {
+    } else if (condition === capabilitiesCondition) {
       if (needs.capability === undefined) continue;
       if (
         !value
