@@ -34,7 +34,8 @@ const { values, positionals } = parseArgs({
     functions: {
       type: 'string',
       default:
-        'Check,check,decide,fromCheckRequest,toCheckResponse,render,parseAuthorization,verifyCredential,' +
+        'Check,check,decide,fromCheckRequest,toCheckResponse,readCheckRequest,encodeCheckResponse,render,' +
+        'parseAuthorization,verifyCredential,' +
         'decodeBase64,hasValidSignature,macaroonRootKey,checkCaveats,spend,withTimeout,recordDecision,info,' +
         'sendCommand,deserialize,serializeMessage,sendUnaryMessage',
     },

@@ -41,6 +41,8 @@ export const DENIALS = {
   token_rate_limited: spec(429, 'The token is used faster than its requests per second; retry in a second.'),
   ambiguous_path: spec(400, 'The request path reads differently on different servers; send it normalized.'),
   request_too_large: spec(413, 'The request is too large to authorize.'),
+  // A CheckRequest that is not valid protobuf: Envoy never sends one, so only a broken or hostile caller.
+  malformed_request: spec(400, 'The authorization request could not be decoded.'),
   unmatched_route: spec(403, 'No priced route matches this request.'),
   invalid_route_config: spec(403, 'The route configuration for this request is invalid.'),
   rate_limited: spec(429, 'Too many payment challenges; retry later.'),

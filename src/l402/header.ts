@@ -64,29 +64,36 @@ export function parseCredentials(
   limits: HeaderLimits,
 ): CredentialSet {
   const set: CredentialSet = { credentials: [] };
-  const seen = new Set<string>();
-  const add = (key: string, parsed: ParsedAuthorization) => {
-    if (parsed.kind === 'invalid') set.problem ??= { problem: parsed.problem, message: parsed.message };
-    if (parsed.kind !== 'credential' || seen.has(key)) return;
-    seen.add(key);
-    set.credentials.push(parsed.credential);
-  };
-  const tooMany = () => set.credentials.length + (set.problem ? 1 : 0) >= limits.maxMacaroons;
+  // The dedup keys of set.credentials, in order: rarely more than two, so a list rather than a Set.
+  const keys: string[] = [];
   if (authorization) {
-    for (const value of authorization.split(NEXT_CREDENTIAL)) {
-      if (tooMany()) break;
+    // One credential, the common case, needs no split.
+    const values = authorization.includes(',') ? authorization.split(NEXT_CREDENTIAL) : [authorization];
+    for (const value of values) {
+      if (tooMany(set, limits)) break;
       const scheme = SCHEME.exec(value);
-      add(value.slice(scheme?.[0].length ?? 0).trim(), parseAuthorization(value, limits));
+      add(set, keys, value.slice(scheme?.[0].length ?? 0).trim(), parseAuthorization(value, limits));
     }
   }
   if (macaroonHeader) {
     for (const value of macaroonHeader.split(',')) {
-      if (tooMany()) break;
+      if (tooMany(set, limits)) break;
       const hex = value.trim();
-      add(hex.toLowerCase(), parseMacaroonHeader(hex, limits));
+      add(set, keys, hex.toLowerCase(), parseMacaroonHeader(hex, limits));
     }
   }
   return set;
+}
+
+function add(set: CredentialSet, keys: string[], key: string, parsed: ParsedAuthorization): void {
+  if (parsed.kind === 'invalid') set.problem ??= { problem: parsed.problem, message: parsed.message };
+  if (parsed.kind !== 'credential' || keys.includes(key)) return;
+  keys.push(key);
+  set.credentials.push(parsed.credential);
+}
+
+function tooMany(set: CredentialSet, limits: HeaderLimits): boolean {
+  return set.credentials.length + (set.problem ? 1 : 0) >= limits.maxMacaroons;
 }
 
 function parseMacaroonHeader(hex: string, limits: HeaderLimits): ParsedAuthorization {

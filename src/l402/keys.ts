@@ -2,7 +2,7 @@
  * Root keys. Each macaroon's own root key is derived from a server root key and its identifier, so a token
  * can be verified with nothing but the configured keys: no database on the access decision.
  */
-import { createHmac } from 'node:crypto';
+import { hmacSha256 } from './hmac';
 
 export const MIN_ROOT_KEY_BYTES = 32;
 /**
@@ -44,5 +44,5 @@ export function keyring(keys: readonly RootKey[], currentId: number): Keyring {
 }
 
 export function macaroonRootKey(serverSecret: Buffer, identifier: Buffer): Buffer {
-  return createHmac('sha256', serverSecret).update(identifier).digest();
+  return hmacSha256(serverSecret, identifier);
 }

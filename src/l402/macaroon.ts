@@ -3,7 +3,8 @@
  * go-macaroon (used by lnd and aperture) and the npm `macaroon` package implement them.
  * Hand-written because it is the hot path: decoding and verifying is a few HMACs and no allocation-heavy JSON.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { hmacChain, hmacSha256 } from './hmac';
 
 const VERSION_2 = 2;
 const FIELD_EOS = 0;
@@ -37,12 +38,8 @@ export class MacaroonError extends Error {
   }
 }
 
-const hmac = (key: Buffer, data: Buffer): Buffer => createHmac('sha256', key).update(data).digest();
-
 export function sign(rootKey: Buffer, identifier: Buffer, caveats: readonly Buffer[]): Buffer {
-  let sig = hmac(hmac(KEY_GENERATOR, rootKey), identifier);
-  for (const caveat of caveats) sig = hmac(sig, caveat);
-  return sig;
+  return hmacChain(hmacSha256(KEY_GENERATOR, rootKey), identifier, caveats);
 }
 
 export function hasValidSignature(mac: Macaroon, rootKey: Buffer): boolean {

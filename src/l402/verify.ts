@@ -3,7 +3,7 @@
  * Checks, in order: macaroon decoding, identifier version, root key, signature chain, preimage, caveats.
  * A credential without a preimage (a bare hex macaroon header) takes it from the `preimage=` caveat.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { DenialReason } from '../core/reasons';
 import {
   CAPABILITIES_SUFFIX,
@@ -21,6 +21,7 @@ import {
   VALID_UNTIL_SUFFIX,
 } from './caveats';
 import { type Credential, decodeBase64 } from './header';
+import { sha256 } from './hmac';
 import { decodeIdentifier, IdentifierError, keyIdOf } from './identifier';
 import { type Keyring, macaroonRootKey } from './keys';
 import {
@@ -128,8 +129,7 @@ function verifyOne(
   if (!hasValidSignature(mac, macaroonRootKey(secret, mac.identifier))) return fail('invalid_signature');
   const preimage = presented ?? preimageCaveatOf(mac.caveats);
   if (!preimage) return fail('invalid_preimage', `no preimage, and no ${PREIMAGE_CONDITION} caveat`);
-  if (!timingSafeEqual(createHash('sha256').update(preimage).digest(), paymentHash))
-    return fail('preimage_mismatch');
+  if (!timingSafeEqual(sha256(preimage), paymentHash)) return fail('preimage_mismatch');
   return checkCaveats(mac.caveats, paymentHash, preimage, needs);
 }
 
@@ -164,6 +164,7 @@ function checkCaveats(
   let uses: Uses | undefined;
   let maxRequestsPerSecond: number | undefined;
   const validUntilCondition = needs.service + VALID_UNTIL_SUFFIX;
+  const capabilitiesCondition = needs.service + CAPABILITIES_SUFFIX;
 
   for (const bytes of raw) {
     const caveat = parseCaveat(bytes);
@@ -189,7 +190,7 @@ function checkCaveats(
       mintedValidUntil ??= until;
       validUntil = until;
       if (needs.now >= validUntil) return fail('expired');
-    } else if (condition === needs.service + CAPABILITIES_SUFFIX) {
+    } else if (condition === capabilitiesCondition) {
       if (needs.capability === undefined) continue;
       if (
         !value

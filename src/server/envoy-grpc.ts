@@ -37,35 +37,67 @@ export interface EnvoyRequest {
 }
 
 /**
+ * What Plannt reads of a CheckRequest, as the generic decoder leaves it: the fast reader
+ * (check-request-codec.ts) fills the same shape straight from the wire, and both end in toEnvoyRequest.
+ */
+export interface CheckFields {
+  /** attributes.source.address.socket_address.address */
+  peer: string | undefined;
+  id: string | undefined;
+  method: string | undefined;
+  host: string | undefined;
+  path: string | undefined;
+  authorization: string | undefined;
+  /** The first non-empty of MACAROON_HEADERS. */
+  macaroonHeader: string | undefined;
+  forwardedFor: string | undefined;
+  contentType: string | undefined;
+  contextExtensions: Readonly<Record<string, string>> | undefined;
+}
+
+/**
+ * The reference translation over the generic decoder's objects, which check-request-codec.ts is proven against.
  * `trustedHops`: how many proxies, counted from the right of `x-forwarded-for`, append to it and are trusted
  * (Envoy itself counts when it appends, i.e. with use_remote_address). 0 ignores the header: the client is
  * Envoy's downstream peer, `attributes.source.address`.
  */
 export function fromCheckRequest(check: CheckRequest, deadline: number, trustedHops = 0): EnvoyRequest {
   const http = check.attributes?.request?.http ?? {};
-  const authorization = header(http, 'authorization');
-  const macaroonHeader = firstHeader(http, MACAROON_HEADERS);
-  const clientAddress = clientAddressOf(
-    check.attributes?.source?.address?.socket_address?.address,
-    trustedHops > 0 ? header(http, 'x-forwarded-for') : undefined,
-    trustedHops,
-  );
-  const rawPath = http.path ?? '/';
-  const query = rawPath.search(/[?#]/);
-  return {
-    request: {
-      host: http.host ?? header(http, ':authority') ?? '',
-      path: query < 0 ? rawPath : rawPath.slice(0, query),
-      method: (http.method ?? 'GET').toUpperCase(),
-      contextExtensions: check.attributes?.context_extensions ?? {},
-      deadline,
-      ...(authorization !== undefined && { authorization }),
-      ...(macaroonHeader !== undefined && { macaroonHeader }),
-      ...(clientAddress !== undefined && { clientAddress }),
-    },
-    ...(http.id && { requestId: http.id }),
-    grpc: isGrpcContentType(header(http, 'content-type')),
+  const fields: CheckFields = {
+    peer: check.attributes?.source?.address?.socket_address?.address,
+    id: http.id,
+    method: http.method,
+    host: http.host ?? header(http, ':authority'),
+    path: http.path,
+    authorization: header(http, 'authorization'),
+    macaroonHeader: firstHeader(http, MACAROON_HEADERS),
+    forwardedFor: trustedHops > 0 ? header(http, 'x-forwarded-for') : undefined,
+    contentType: header(http, 'content-type'),
+    contextExtensions: check.attributes?.context_extensions,
   };
+  return toEnvoyRequest(fields, deadline, trustedHops);
+}
+
+const NO_EXTENSIONS: Readonly<Record<string, string>> = Object.freeze({});
+
+export function toEnvoyRequest(fields: CheckFields, deadline: number, trustedHops = 0): EnvoyRequest {
+  const rawPath = fields.path ?? '/';
+  const query = rawPath.search(/[?#]/);
+  const request: GateRequest = {
+    host: fields.host ?? '',
+    path: query < 0 ? rawPath : rawPath.slice(0, query),
+    method: (fields.method ?? 'GET').toUpperCase(),
+    contextExtensions: fields.contextExtensions ?? NO_EXTENSIONS,
+    deadline,
+  };
+  // Assigned, not spread: no throwaway object per optional field on every check.
+  if (fields.authorization !== undefined) request.authorization = fields.authorization;
+  if (fields.macaroonHeader !== undefined) request.macaroonHeader = fields.macaroonHeader;
+  const clientAddress = clientAddressOf(fields.peer, fields.forwardedFor, trustedHops);
+  if (clientAddress !== undefined) request.clientAddress = clientAddress;
+  const envoy: EnvoyRequest = { request, grpc: isGrpcContentType(fields.contentType) };
+  if (fields.id) envoy.requestId = fields.id;
+  return envoy;
 }
 
 /** Longer than any IPv6 text form: a bound on what a client can make Plannt keep as a rate-limit key. */
@@ -116,6 +148,7 @@ function firstHeader(http: HttpAttributes, names: readonly string[]): string | u
   return undefined;
 }
 
+/** The CheckResponse as protobufjs objects: the reference check-response-codec.ts is proven against. */
 export function toCheckResponse(answer: HttpAnswer): object {
   if (answer.allowed) {
     return {
@@ -134,7 +167,7 @@ export function toCheckResponse(answer: HttpAnswer): object {
     };
   }
   return {
-    status: { code: answer.status === 401 ? GRPC_UNAUTHENTICATED : GRPC_PERMISSION_DENIED },
+    status: { code: grpcCodeOf(answer) },
     denied_response: {
       status: { code: answer.status },
       headers: answer.headers.map(([key, value]) => ({
@@ -144,4 +177,9 @@ export function toCheckResponse(answer: HttpAnswer): object {
       body: answer.body,
     },
   };
+}
+
+/** The gRPC status of a denial's CheckResponse (Envoy reads only OK or not). */
+export function grpcCodeOf(answer: HttpAnswer & { allowed: false }): number {
+  return answer.status === 401 ? GRPC_UNAUTHENTICATED : GRPC_PERMISSION_DENIED;
 }

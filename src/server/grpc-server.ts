@@ -7,7 +7,9 @@ import { type RenderOptions, render } from '../core/response';
 import { AuthorizationService, HealthService } from '../envoy/protos';
 import type { Gate } from '../gate';
 import type { Logger } from '../logger';
-import { type CheckRequest, fromCheckRequest, toCheckResponse } from './envoy-grpc';
+import { MalformedCheckRequest, readCheckRequest } from './check-request-codec';
+import { encodeCheckResponse } from './check-response-codec';
+import { toEnvoyRequest } from './envoy-grpc';
 
 /** Used when a caller sets no deadline; the invoice timeout still bounds the work. */
 const NO_DEADLINE_MS = 30_000;
@@ -19,7 +21,7 @@ export interface GrpcServerOptions {
   render: RenderOptions;
   logger: Logger;
   maxConnectionAgeMs?: number;
-  /** Trusted x-forwarded-for hops for the client address (see fromCheckRequest); 0 by default. */
+  /** Trusted x-forwarded-for hops for the client address (see toEnvoyRequest); 0 by default. */
   trustedHops?: number;
   /** Serve over TLS; with `clientCa`, require client certificates signed by it (mTLS). Plaintext if absent. */
   tls?: TlsMaterial;
@@ -54,29 +56,34 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
   // Dependency outages do not make the pod unready (server/readiness.ts): only draining does.
   const servingStatus = () => (draining ? NOT_SERVING : SERVING);
 
-  server.addService(withSizeLimit(AuthorizationService), {
-    Check(
-      call: grpc.ServerUnaryCall<CheckRequest | Oversized, object>,
-      callback: grpc.sendUnaryData<object>,
-    ) {
-      if (OVERSIZED in call.request) {
-        const detail = `the CheckRequest is ${call.request[OVERSIZED]} bytes; at most ${MAX_CHECK_BYTES} are read`;
+  server.addService(rawCheck(AuthorizationService), {
+    Check(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
+      const bytes = call.request;
+      if (bytes.length > MAX_CHECK_BYTES) {
+        const detail = `the CheckRequest is ${bytes.length} bytes; at most ${MAX_CHECK_BYTES} are read`;
         callback(
           null,
-          toCheckResponse(render(options.gate.refuse('request_too_large', detail), options.render)),
+          encodeCheckResponse(render(options.gate.refuse('request_too_large', detail), options.render)),
         );
+        return;
+      }
+      const fields = readCheckRequest(bytes);
+      // The generic decoder would fail the call (INTERNAL), which failure_mode_allow turns into an allow.
+      if (fields instanceof MalformedCheckRequest) {
+        const refusal = options.gate.refuse('malformed_request', fields.message);
+        callback(null, encodeCheckResponse(render(refusal, options.render)));
         return;
       }
       const {
         request,
         requestId,
         grpc: downstreamGrpc,
-      } = fromCheckRequest(call.request, deadlineOf(call), options.trustedHops);
+      } = toEnvoyRequest(fields, deadlineOf(call), options.trustedHops);
       // Envoy cancels at its deadline: a use counted for a cancelled call is given back (core/decide.ts).
       request.abandoned = () => call.cancelled;
       options.gate.check(request, requestId).then(
         (decision) =>
-          callback(null, toCheckResponse(render(decision, options.render, { grpc: downstreamGrpc }))),
+          callback(null, encodeCheckResponse(render(decision, options.render, { grpc: downstreamGrpc }))),
         // The gate never rejects; this is a last guard against a crash, still failing closed.
         (err: unknown) => {
           options.logger.error({ err }, 'check failed');
@@ -141,21 +148,15 @@ export const MAX_CHECK_BYTES = 1024 * 1024;
 /** Beyond this grpc-js refuses the message itself; Envoy caps request headers at 8 MiB. */
 const MAX_TRANSPORT_BYTES = 64 * 1024 * 1024;
 
-const OVERSIZED = Symbol('oversized');
-type Oversized = { [OVERSIZED]: number };
-
-/** Check's decoder, skipping the protobuf decode of a message too large to judge. */
-function withSizeLimit(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+/**
+ * Check passes bytes through: readCheckRequest decodes the few fields Plannt reads, and encodeCheckResponse
+ * writes the answer.
+ */
+function rawCheck(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const check = service.Check;
   if (!check) throw new Error('the Authorization service has no Check method');
-  return {
-    ...service,
-    Check: {
-      ...check,
-      requestDeserialize: (bytes: Buffer) =>
-        bytes.length > MAX_CHECK_BYTES ? { [OVERSIZED]: bytes.length } : check.requestDeserialize(bytes),
-    },
-  };
+  const bytes = (raw: Buffer) => raw;
+  return { ...service, Check: { ...check, requestDeserialize: bytes, responseSerialize: bytes } };
 }
 
 function credentials(tls: TlsMaterial | undefined): grpc.ServerCredentials {
