@@ -74,7 +74,6 @@ func readRequests(path string) ([][]byte, error) {
 type loadOptions struct {
 	target      string
 	calls       int
-	warmup      int
 	concurrency int
 	rate        float64
 	deadline    time.Duration
@@ -92,7 +91,6 @@ const grpcErrorBase = 1000
 
 type report struct {
 	Calls           int            `json:"calls"`
-	Warmup          int            `json:"warmup"`
 	Mode            string         `json:"mode"`
 	Concurrency     int            `json:"concurrency,omitempty"`
 	Rate            float64        `json:"rate,omitempty"`
@@ -123,8 +121,7 @@ func load(args []string) error {
 	var o loadOptions
 	fs.StringVar(&o.target, "target", "", "host:port of the ext_authz server (loopback)")
 	file := fs.String("requests", "", "file of length-prefixed serialised CheckRequests, used in order and cycled")
-	fs.IntVar(&o.calls, "calls", 0, "measured calls (default: the records left after the warm-up)")
-	fs.IntVar(&o.warmup, "warmup", 0, "unmeasured calls first, on the same connections, closed loop")
+	fs.IntVar(&o.calls, "calls", 0, "calls to make (default: one per record)")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "closed loop: calls in flight")
 	fs.Float64Var(&o.rate, "rate", 0, "open loop: calls per second, latency counted from each call's scheduled time")
 	fs.DurationVar(&o.deadline, "deadline", time.Second, "per-call gRPC deadline (Envoy's ext_authz timeout)")
@@ -141,10 +138,10 @@ func load(args []string) error {
 		return err
 	}
 	if o.calls == 0 {
-		o.calls = len(requests) - o.warmup
+		o.calls = len(requests)
 	}
-	if o.calls <= 0 || o.warmup < 0 || o.concurrency < 1 || o.conns < 1 || o.rate < 0 {
-		return errors.New("load: need calls > 0, warmup >= 0, concurrency >= 1, conns >= 1, rate >= 0")
+	if o.calls < 1 || o.concurrency < 1 || o.conns < 1 || o.rate < 0 {
+		return errors.New("load: need calls >= 1, concurrency >= 1, conns >= 1, rate >= 0")
 	}
 	conns := make([]*grpc.ClientConn, o.conns)
 	for i := range conns {
@@ -159,14 +156,7 @@ func load(args []string) error {
 		conns[i] = c
 	}
 	r := &runner{o: o, requests: requests, conns: conns}
-	if o.warmup > 0 {
-		r.closedLoop(0, o.warmup)
-	}
-	rep, err := r.measure()
-	if err != nil {
-		return err
-	}
-	return json.NewEncoder(os.Stdout).Encode(rep)
+	return json.NewEncoder(os.Stdout).Encode(r.measure())
 }
 
 type runner struct {
@@ -201,43 +191,41 @@ func (r *runner) call(k int) int {
 	return code
 }
 
-// closedLoop runs calls [from, to) with o.concurrency in flight; with results set, it records each.
-func (r *runner) closedLoop(from, to int) {
+// closedLoop runs calls [0, n) with o.concurrency in flight.
+func (r *runner) closedLoop(n int) {
 	var next atomic.Int64
-	next.Store(int64(from))
 	var wg sync.WaitGroup
-	for range min(r.o.concurrency, to-from) {
+	for range min(r.o.concurrency, n) {
 		wg.Go(func() {
 			for {
 				k := int(next.Add(1) - 1)
-				if k >= to {
+				if k >= n {
 					return
 				}
 				start := time.Now()
 				code := r.call(k)
-				if r.results != nil {
-					r.results[k-from] = outcome{time.Since(start), code}
-				}
+				r.results[k] = outcome{time.Since(start), code}
 			}
 		})
 	}
 	wg.Wait()
 }
 
-// openLoop starts call i at t0 + i/rate whether or not earlier calls have answered.
-func (r *runner) openLoop(from, to int, t0 time.Time) {
+// openLoop starts call i at t0 + i/rate whether or not earlier calls have answered, so a stalled server
+// is not hidden by the generator waiting for it (no coordinated omission).
+func (r *runner) openLoop(n int, t0 time.Time) {
 	interval := time.Duration(float64(time.Second) / r.o.rate)
 	var wg sync.WaitGroup
-	for i := 0; i < to-from; {
-		due := min(to-from, int(time.Since(t0)/interval)+1)
+	for i := 0; i < n; {
+		due := min(n, int(time.Since(t0)/interval)+1)
 		for ; i < due && r.inFlight.Load() < int64(r.o.maxInFlight); i++ {
-			scheduled := t0.Add(time.Duration(i) * interval)
+			k, scheduled := i, t0.Add(time.Duration(i)*interval) // i moves on before the call starts
 			wg.Go(func() {
-				code := r.call(from + i)
-				r.results[i] = outcome{time.Since(scheduled), code}
+				code := r.call(k)
+				r.results[k] = outcome{time.Since(scheduled), code}
 			})
 		}
-		if i < to-from {
+		if i < n {
 			time.Sleep(time.Until(t0.Add(time.Duration(i) * interval)))
 		}
 	}
@@ -252,24 +240,22 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func (r *runner) measure() (*report, error) {
-	from, to := r.o.warmup, r.o.warmup+r.o.calls
+func (r *runner) measure() *report {
 	r.results = make([]outcome, r.o.calls)
-	r.maxSeen.Store(0)
 	cpu0 := cpuTime()
 	t0 := time.Now()
 	mode := "closed"
 	if r.o.rate > 0 {
 		mode = "open"
-		r.openLoop(from, to, t0)
+		r.openLoop(r.o.calls, t0)
 	} else {
-		r.closedLoop(from, to)
+		r.closedLoop(r.o.calls)
 	}
 	elapsed := time.Since(t0)
 	cpu := cpuTime() - cpu0
 
 	rep := &report{
-		Calls: r.o.calls, Warmup: r.o.warmup, Mode: mode, Conns: r.o.conns,
+		Calls: r.o.calls, Mode: mode, Conns: r.o.conns,
 		ByHTTPStatus: map[string]int{}, GRPCErrors: map[string]int{},
 		ElapsedMs:       float64(elapsed) / 1e6,
 		ChecksPerSecond: float64(r.o.calls) / elapsed.Seconds(),
@@ -307,5 +293,5 @@ func (r *runner) measure() (*report, error) {
 		return lat[max(0, min(len(lat)-1, int(math.Ceil(p*float64(len(lat))))-1))] // nearest rank
 	}
 	rep.LatencyUs = latencyUs{P50: us(rank(0.5)), P90: us(rank(0.9)), P99: us(rank(0.99)), Max: us(lat[len(lat)-1]), Mean: us(sum) / float64(len(lat))}
-	return rep, nil
+	return rep
 }
