@@ -43,7 +43,7 @@ import {
 
 const USAGE = `usage: npm run bench:hot-path -- [options]
   --calls N         measured calls per closed-loop batch (default 10000; challenge batches: a quarter)
-  --warmup N        closed-loop warm-up calls before each measured batch (default 1000)
+  --warmup N        closed-loop warm-up calls before each measured batch (default 2000)
   --concurrency C   calls in flight at saturation (default 64)
   --rounds R        rounds over the targets, order alternating (default 2)
   --rate-seconds S  length of each open-loop run at 25 % and 50 % of the peak; 0 skips them (default 3)
@@ -56,7 +56,7 @@ const USAGE = `usage: npm run bench:hot-path -- [options]
 const { values: args } = parseArgs({
   options: {
     calls: { type: 'string', default: '10000' },
-    warmup: { type: 'string', default: '1000' },
+    warmup: { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '64' },
     rounds: { type: 'string', default: '2' },
     'rate-seconds': { type: 'string', default: '3' },
@@ -373,7 +373,7 @@ function summaryTable(rows: Summary[]): string {
 function ratioLines(by: (name: string) => Summary | undefined, workersSkipped: boolean): string[] {
   const cpu = (n: string) => by(n)?.serverCpuUsPerCheck;
   const line = (label: string, x: number | undefined, target: string, ok: (v: number) => boolean) =>
-    `  ${label.padEnd(44)} ${x === undefined || Number.isNaN(x) ? '—' : x.toFixed(2).padStart(6)}  (target ${target}: ${
+    `  ${label.padEnd(44)} ${x === undefined || Number.isNaN(x) ? '—' : x.toFixed(Number.isInteger(x) ? 0 : 2).padStart(6)}  (target ${target}: ${
       x === undefined || Number.isNaN(x) ? 'not measured' : ok(x) ? 'met' : 'MISSED'
     })`;
   const div = (a?: number, b?: number) => (a === undefined || b === undefined ? undefined : a / b);
