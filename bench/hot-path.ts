@@ -227,6 +227,11 @@ interface Batch {
   /** Server CPU (the process and its children) per call, microseconds; closed-loop batches only. */
   serverCpuUsPerCheck: number;
   loadAverage: number;
+  /**
+   * Cores kept busy by anything but the server and the load generator during the batch (Redis, the bench
+   * parent, other people's jobs on a shared machine): the noise gauge, ideally near 0.
+   */
+  otherCores: number;
 }
 
 /** Calls whose answer was not what the target must give: the figures would be meaningless. */
@@ -259,8 +264,12 @@ async function batch(files: Files, t: Target, label: string, calls: number, rate
   }
   const requestsFile = requestsFor(files, t, calls);
   const cpu0 = treeCpuUs(t.pid);
+  const machine0 = machineCpuMs();
   const report = await runLoad({ ...base, requestsFile, calls, ...(rate !== undefined && { rate }) });
+  const machine1 = machineCpuMs();
   const cpu1 = treeCpuUs(t.pid);
+  const ownMs = (cpu1 - cpu0 + report.cpuUsPerCall * calls) / 1000;
+  const wallMs = (machine1.total - machine0.total) / os.cpus().length;
   const problem = wrongAnswers(t, report);
   if (problem) throw new Error(problem);
   const b: Batch = {
@@ -269,10 +278,23 @@ async function batch(files: Files, t: Target, label: string, calls: number, rate
     report,
     serverCpuUsPerCheck: (cpu1 - cpu0) / calls,
     loadAverage: os.loadavg()[0] ?? 0,
+    otherCores: Math.max(0, machine1.busy - machine0.busy - ownMs) / wallMs,
   };
   batches.push(b);
   process.stdout.write(`  ${batchRow(b)}\n`);
   return b;
+}
+
+/** Busy and total milliseconds summed over every core. */
+function machineCpuMs(): { busy: number; total: number } {
+  let busy = 0;
+  let total = 0;
+  for (const { times } of os.cpus()) {
+    const b = times.user + times.nice + times.sys + times.irq;
+    busy += b;
+    total += b + times.idle;
+  }
+  return { busy, total };
 }
 
 const callsFor = (t: Target) => (t.kind === 'challenge' ? Math.ceil(CALLS / 4) : CALLS);
@@ -307,6 +329,7 @@ function batchRow(b: Batch): string {
     (r.mode === 'closed' ? fmt(b.serverCpuUsPerCheck, 1) : '').padStart(10),
     fmt(r.cpuUsPerCall, 1).padStart(9),
     fmt(b.loadAverage, 1).padStart(6),
+    fmt(b.otherCores, 2).padStart(6),
   ].join(' ');
 }
 const BATCH_HEADER = [
@@ -321,6 +344,7 @@ const BATCH_HEADER = [
   'srv µs/chk'.padStart(10),
   'load µs'.padStart(9),
   'load1'.padStart(6),
+  'other'.padStart(6),
 ].join(' ');
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
@@ -338,6 +362,8 @@ interface Summary {
   /** 503s at saturation (verify with Redis: the spent-set did not answer in time). */
   status503: number;
   grpcErrors: number;
+  /** Mean noise gauge of the closed-loop batches. */
+  otherCores: number;
 }
 
 function summarize(t: Target): Summary {
@@ -355,17 +381,18 @@ function summarize(t: Target): Summary {
     ...(at50 && { p50At50: at50.latencyUs.p50, p99At50: at50.latencyUs.p99 }),
     status503: closed.reduce((n, b) => n + (b.report.byHttpStatus['503'] ?? 0), 0),
     grpcErrors: batches.filter((b) => b.target === t.name).reduce((n, b) => n + errorsOf(b.report), 0),
+    otherCores: mean(closed.map((b) => b.otherCores)),
   };
 }
 
 function summaryTable(rows: Summary[]): string {
-  const head = `  ${'target'.padEnd(26)} ${'pinned'.padStart(6)} ${'checks/s'.padStart(8)} ${'srv µs/chk'.padStart(10)} ${'load µs'.padStart(8)}  ${'p50/p99 ms @25%'.padStart(15)}  ${'p50/p99 ms @50%'.padStart(15)} ${'503s'.padStart(5)} ${'err'.padStart(4)}`;
+  const head = `  ${'target'.padEnd(26)} ${'pinned'.padStart(6)} ${'checks/s'.padStart(8)} ${'srv µs/chk'.padStart(10)} ${'load µs'.padStart(8)}  ${'p50/p99 ms @25%'.padStart(15)}  ${'p50/p99 ms @50%'.padStart(15)} ${'503s'.padStart(5)} ${'err'.padStart(5)} ${'other'.padStart(5)}`;
   const lines = rows.map(
     (s) =>
       `  ${s.target.padEnd(26)} ${(s.pinned ? 'yes' : 'no').padStart(6)} ${fmt(s.checksPerSecond).padStart(8)} ` +
       `${fmt(s.serverCpuUsPerCheck, 1).padStart(10)} ${fmt(s.loadCpuUsPerCall, 1).padStart(8)}  ` +
       `${`${ms(s.p50At25)} / ${ms(s.p99At25)}`.padStart(15)}  ${`${ms(s.p50At50)} / ${ms(s.p99At50)}`.padStart(15)} ` +
-      `${String(s.status503).padStart(5)} ${String(s.grpcErrors).padStart(4)}`,
+      `${String(s.status503).padStart(5)} ${String(s.grpcErrors).padStart(5)} ${fmt(s.otherCores, 2).padStart(5)}`,
   );
   return [head, ...lines].join('\n');
 }
