@@ -44,6 +44,7 @@ import {
 const USAGE = `usage: npm run bench:hot-path -- [options]
   --calls N         measured calls per closed-loop batch (default 10000; challenge batches: a quarter)
   --warmup N        closed-loop warm-up calls before each measured batch (default 2000)
+  --first-warmup N  warm-up calls per target before the first round (default 20000; challenge: a quarter)
   --concurrency C   calls in flight at saturation (default 64)
   --rounds R        rounds over the targets, order alternating (default 2)
   --rate-seconds S  length of each open-loop run at 25 % and 50 % of the peak; 0 skips them (default 3)
@@ -57,6 +58,7 @@ const { values: args } = parseArgs({
   options: {
     calls: { type: 'string', default: '10000' },
     warmup: { type: 'string', default: '2000' },
+    'first-warmup': { type: 'string', default: '20000' },
     concurrency: { type: 'string', default: '64' },
     rounds: { type: 'string', default: '2' },
     'rate-seconds': { type: 'string', default: '3' },
@@ -79,6 +81,7 @@ const int = (name: string, value: string | undefined, min: number): number => {
 };
 const CALLS = int('calls', args.calls, 1);
 const WARMUP = int('warmup', args.warmup, 0);
+const FIRST_WARMUP = int('first-warmup', args['first-warmup'], 0);
 const CONCURRENCY = int('concurrency', args.concurrency, 1);
 const ROUNDS = int('rounds', args.rounds, 1);
 const RATE_SECONDS = int('rate-seconds', args['rate-seconds'], 0);
@@ -249,19 +252,24 @@ const batches: Batch[] = [];
 /** Warm-up calls are not measured, but their verifies are paid and spent like the others. */
 const warmups: { target: string; report: LoadReport }[] = [];
 
+const loadBase = (t: Target) => ({
+  target: t.address,
+  concurrency: CONCURRENCY,
+  deadlineMs: DEADLINE_MS,
+  conns: CONNS,
+});
+
+/** Unmeasured closed-loop calls; their answers are still checked and their spends counted. */
+async function warmUp(files: Files, t: Target, calls: number): Promise<void> {
+  const warm = await runLoad({ ...loadBase(t), requestsFile: requestsFor(files, t, calls), calls });
+  const problem = wrongAnswers(t, warm);
+  if (problem) throw new Error(`warm-up: ${problem}`);
+  warmups.push({ target: t.name, report: warm });
+}
+
 async function batch(files: Files, t: Target, label: string, calls: number, rate?: number): Promise<Batch> {
-  const base = {
-    target: t.address,
-    concurrency: CONCURRENCY,
-    deadlineMs: DEADLINE_MS,
-    conns: CONNS,
-  };
-  if (rate === undefined && WARMUP > 0) {
-    const warm = await runLoad({ ...base, requestsFile: requestsFor(files, t, WARMUP), calls: WARMUP });
-    const problem = wrongAnswers(t, warm);
-    if (problem) throw new Error(`warm-up: ${problem}`);
-    warmups.push({ target: t.name, report: warm });
-  }
+  const base = loadBase(t);
+  if (rate === undefined && WARMUP > 0) await warmUp(files, t, WARMUP);
   const requestsFile = requestsFor(files, t, calls);
   const cpu0 = treeCpuUs(t.pid);
   const machine0 = machineCpuMs();
@@ -301,6 +309,13 @@ const callsFor = (t: Target) => (t.kind === 'challenge' ? Math.ceil(CALLS / 4) :
 
 /** Closed-loop rounds over `targets`, the order reversed every other round so drift cancels. */
 async function rounds(files: Files, targets: Target[]): Promise<void> {
+  // A Node server's CPU per check keeps falling for ~10,000 calls after start (JIT tiers, heap sizing), the Go
+  // server's does not: without a long first warm-up the first round overstates every Node/Go ratio.
+  if (FIRST_WARMUP > 0) {
+    process.stdout.write(`  (first warm-up: ${FIRST_WARMUP} calls per target, not measured)\n`);
+    for (const t of targets)
+      await warmUp(files, t, t.kind === 'challenge' ? Math.ceil(FIRST_WARMUP / 4) : FIRST_WARMUP);
+  }
   for (let round = 1; round <= ROUNDS; round++) {
     const order = round % 2 === 1 ? targets : [...targets].reverse();
     for (const t of order) await batch(files, t, `${t.name} #${round}`, callsFor(t));
@@ -530,7 +545,7 @@ async function main(): Promise<void> {
         .map((x) => x.toFixed(1))
         .join(' ')}\n` +
       `  load generator ${path.relative(process.cwd(), AUTHZBENCH)}: ${CONNS} HTTP/2 connection(s), ${CONCURRENCY} in flight, ` +
-      `${CALLS} calls per batch (+${WARMUP} warm-up), ${ROUNDS} rounds, deadline ${DEADLINE_MS} ms\n` +
+      `${CALLS} calls per batch (+${WARMUP} warm-up; ${FIRST_WARMUP} first), ${ROUNDS} rounds, deadline ${DEADLINE_MS} ms\n` +
       `  per-check rows: server ${canPin ? `pinned to CPU ${PIN_CORE} with taskset` : 'NOT pinned'}; ` +
       `workers rows: ${workers ? 'not pinned' : 'skipped, Plannt has no `workers` option yet'}\n`,
   );
@@ -611,7 +626,14 @@ async function main(): Promise<void> {
         .join(' ')}\n`,
   );
   if (args.json) {
-    const settings = { calls: CALLS, warmup: WARMUP, concurrency: CONCURRENCY, rounds: ROUNDS, conns: CONNS };
+    const settings = {
+      calls: CALLS,
+      warmup: WARMUP,
+      firstWarmup: FIRST_WARMUP,
+      concurrency: CONCURRENCY,
+      rounds: ROUNDS,
+      conns: CONNS,
+    };
     const machine = { node: process.version, redis: redisVersion, cpus: cpus.length, model: cpus[0]?.model };
     writeFileSync(
       args.json,
