@@ -31,8 +31,21 @@ import {
 } from './authzbench';
 import { serializeCheckRequest } from './check-codec';
 import { envoyCheckRequest, paidCredentialMinter } from './envoy-request';
+import {
+  BATCH_HEADER,
+  type Batch,
+  batchRow,
+  CHALLENGE,
+  errorsOf,
+  GO,
+  GRPC_JS,
+  ratioLines,
+  summarize,
+  summaryTable,
+  VERIFY_REDIS,
+} from './hot-path-report';
 import { Child } from './ipc';
-import { treeCpuUs } from './proc-cpu';
+import { machineCpuMs, treeCpuUs } from './proc-cpu';
 import {
   BENCH_FREE_PATH,
   BENCH_KEY_ID,
@@ -40,6 +53,7 @@ import {
   type ServerEvent,
   type StartServer,
 } from './protocol';
+import { countKeys, deleteKeys } from './redis-keys';
 
 const USAGE = `usage: npm run bench:hot-path -- [options]
   --calls N         measured calls per closed-loop batch (default 10000; challenge batches: a quarter)
@@ -223,20 +237,6 @@ function requestsFor(files: Files, t: Target, count: number): string {
 // ---------------------------------------------------------------------------------------------------------
 // Batches
 
-interface Batch {
-  target: string;
-  label: string;
-  report: LoadReport;
-  /** Server CPU (the process and its children) per call, microseconds; closed-loop batches only. */
-  serverCpuUsPerCheck: number;
-  loadAverage: number;
-  /**
-   * Cores kept busy by anything but the server and the load generator during the batch (Redis, the bench
-   * parent, other people's jobs on a shared machine): the noise gauge, ideally near 0.
-   */
-  otherCores: number;
-}
-
 /** Calls whose answer was not what the target must give: the figures would be meaningless. */
 function wrongAnswers(t: Target, r: LoadReport): string | undefined {
   const expected = t.kind === 'challenge' ? '402' : '200';
@@ -293,18 +293,6 @@ async function batch(files: Files, t: Target, label: string, calls: number, rate
   return b;
 }
 
-/** Busy and total milliseconds summed over every core. */
-function machineCpuMs(): { busy: number; total: number } {
-  let busy = 0;
-  let total = 0;
-  for (const { times } of os.cpus()) {
-    const b = times.user + times.nice + times.sys + times.irq;
-    busy += b;
-    total += b + times.idle;
-  }
-  return { busy, total };
-}
-
 const callsFor = (t: Target) => (t.kind === 'challenge' ? Math.ceil(CALLS / 4) : CALLS);
 
 /** Closed-loop rounds over `targets`, the order reversed every other round so drift cancels. */
@@ -323,180 +311,7 @@ async function rounds(files: Files, targets: Target[]): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Report
-
-const fmt = (x: number | undefined, digits = 0) => (x === undefined ? '—' : x.toFixed(digits));
-const ms = (us: number | undefined) => fmt(us === undefined ? undefined : us / 1000, 2);
-const errorsOf = (r: LoadReport) => Object.values(r.grpcErrors).reduce((a, b) => a + b, 0);
-
-function batchRow(b: Batch): string {
-  const r = b.report;
-  const mode = r.mode === 'open' ? `@${fmt(r.rate)}/s` : 'closed';
-  return [
-    b.label.padEnd(30),
-    mode.padStart(9),
-    fmt(r.checksPerSecond).padStart(8),
-    ms(r.latencyUs.p50).padStart(8),
-    ms(r.latencyUs.p99).padStart(8),
-    String(r.allowed).padStart(7),
-    String(r.denied).padStart(6),
-    String(errorsOf(r)).padStart(5),
-    (r.mode === 'closed' ? fmt(b.serverCpuUsPerCheck, 1) : '').padStart(10),
-    fmt(r.cpuUsPerCall, 1).padStart(9),
-    fmt(b.loadAverage, 1).padStart(6),
-    fmt(b.otherCores, 2).padStart(6),
-  ].join(' ');
-}
-const BATCH_HEADER = [
-  'batch'.padEnd(30),
-  'mode'.padStart(9),
-  'checks/s'.padStart(8),
-  'p50 ms'.padStart(8),
-  'p99 ms'.padStart(8),
-  'allow'.padStart(7),
-  'deny'.padStart(6),
-  'err'.padStart(5),
-  'srv µs/chk'.padStart(10),
-  'load µs'.padStart(9),
-  'load1'.padStart(6),
-  'other'.padStart(6),
-].join(' ');
-
-const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
-
-interface Summary {
-  target: string;
-  pinned: boolean;
-  checksPerSecond: number;
-  serverCpuUsPerCheck: number;
-  loadCpuUsPerCall: number;
-  p50At25?: number;
-  p99At25?: number;
-  p50At50?: number;
-  p99At50?: number;
-  /** 503s at saturation (verify with Redis: the spent-set did not answer in time). */
-  status503: number;
-  grpcErrors: number;
-  /** Mean noise gauge of the closed-loop batches. */
-  otherCores: number;
-}
-
-function summarize(t: Target): Summary {
-  const closed = batches.filter((b) => b.target === t.name && b.report.mode === 'closed');
-  const open = (label: string) => batches.find((b) => b.target === t.name && b.label.endsWith(label))?.report;
-  const at25 = open('25%');
-  const at50 = open('50%');
-  return {
-    target: t.name,
-    pinned: t.pinned,
-    checksPerSecond: mean(closed.map((b) => b.report.checksPerSecond)),
-    serverCpuUsPerCheck: mean(closed.map((b) => b.serverCpuUsPerCheck)),
-    loadCpuUsPerCall: mean(closed.map((b) => b.report.cpuUsPerCall)),
-    ...(at25 && { p50At25: at25.latencyUs.p50, p99At25: at25.latencyUs.p99 }),
-    ...(at50 && { p50At50: at50.latencyUs.p50, p99At50: at50.latencyUs.p99 }),
-    status503: closed.reduce((n, b) => n + (b.report.byHttpStatus['503'] ?? 0), 0),
-    grpcErrors: batches.filter((b) => b.target === t.name).reduce((n, b) => n + errorsOf(b.report), 0),
-    otherCores: mean(closed.map((b) => b.otherCores)),
-  };
-}
-
-function summaryTable(rows: Summary[]): string {
-  const head = `  ${'target'.padEnd(26)} ${'pinned'.padStart(6)} ${'checks/s'.padStart(8)} ${'srv µs/chk'.padStart(10)} ${'load µs'.padStart(8)}  ${'p50/p99 ms @25%'.padStart(15)}  ${'p50/p99 ms @50%'.padStart(15)} ${'503s'.padStart(5)} ${'err'.padStart(5)} ${'other'.padStart(5)}`;
-  const lines = rows.map(
-    (s) =>
-      `  ${s.target.padEnd(26)} ${(s.pinned ? 'yes' : 'no').padStart(6)} ${fmt(s.checksPerSecond).padStart(8)} ` +
-      `${fmt(s.serverCpuUsPerCheck, 1).padStart(10)} ${fmt(s.loadCpuUsPerCall, 1).padStart(8)}  ` +
-      `${`${ms(s.p50At25)} / ${ms(s.p99At25)}`.padStart(15)}  ${`${ms(s.p50At50)} / ${ms(s.p99At50)}`.padStart(15)} ` +
-      `${String(s.status503).padStart(5)} ${String(s.grpcErrors).padStart(5)} ${fmt(s.otherCores, 2).padStart(5)}`,
-  );
-  return [head, ...lines].join('\n');
-}
-
-function ratioLines(by: (name: string) => Summary | undefined, workersSkipped: boolean): string[] {
-  const cpu = (n: string) => by(n)?.serverCpuUsPerCheck;
-  const line = (
-    label: string,
-    x: number | undefined,
-    target: string,
-    ok: (v: number) => boolean,
-    more = '',
-  ) =>
-    `  ${label.padEnd(44)} ${x === undefined || Number.isNaN(x) ? '—' : x.toFixed(2).padStart(6)}  (target ${target}: ${
-      x === undefined || Number.isNaN(x) ? 'not measured' : ok(x) ? 'met' : 'MISSED'
-    }${more})`;
-  // The same ratio within each round: its spread shows how much the machine's noise moved it.
-  const perRound = (a: string, b: string, value: (x: Batch) => number = (x) => x.serverCpuUsPerCheck) => {
-    const out: string[] = [];
-    for (let r = 1; r <= ROUNDS; r++) {
-      const x = batches.find((c) => c.label === `${a} #${r}`);
-      const y = batches.find((c) => c.label === `${b} #${r}`);
-      if (x && y) out.push((value(x) / value(y)).toFixed(2));
-    }
-    return out.length ? `; per round ${out.join(', ')}` : '';
-  };
-  const div = (a?: number, b?: number) => (a === undefined || b === undefined ? undefined : a / b);
-  const verify = by(VERIFY_REDIS);
-  const w1 = by('plannt verify workers=1');
-  const w2 = by('plannt verify workers=2');
-  return [
-    line(
-      'verify(Redis) CPU / grpc-js allow-all CPU',
-      div(cpu(VERIFY_REDIS), cpu(GRPC_JS)),
-      '≤ 1.0',
-      (v) => v <= 1,
-      perRound(VERIFY_REDIS, GRPC_JS),
-    ),
-    line(
-      'verify(Redis) CPU / Go allow-all CPU',
-      div(cpu(VERIFY_REDIS), cpu(GO)),
-      '≤ 4',
-      (v) => v <= 4,
-      perRound(VERIFY_REDIS, GO),
-    ),
-    line(
-      'challenge CPU / verify(Redis) CPU',
-      div(cpu(CHALLENGE), cpu(VERIFY_REDIS)),
-      '≤ 2',
-      (v) => v <= 2,
-      perRound(CHALLENGE, VERIFY_REDIS),
-    ),
-    workersSkipped
-      ? '  workers 2/1 throughput                         —  (skipped: Plannt has no `workers` option yet)'
-      : line(
-          'workers 2/1 throughput',
-          div(w2?.checksPerSecond, w1?.checksPerSecond),
-          '≥ 1.7',
-          (v) => v >= 1.7,
-          perRound('plannt verify workers=2', 'plannt verify workers=1', (x) => x.report.checksPerSecond),
-        ),
-    line('verify(Redis) p99 at 25% of peak, ms', div(verify?.p99At25, 1000), '≤ 5', (v) => v <= 5),
-    line('verify(Redis) p99 at 50% of peak, ms', div(verify?.p99At50, 1000), '≤ 20', (v) => v <= 20),
-    `  ${'verify(Redis) 503s at saturation'.padEnd(44)} ${String(verify?.status503 ?? '—').padStart(6)}  (target 0)`,
-  ];
-}
-
-const GO = 'go allow-all';
-const GRPC_JS = 'grpc-js allow-all';
-const VERIFY_REDIS = 'plannt verify (redis)';
-const CHALLENGE = 'plannt challenge (dev)';
-
-// ---------------------------------------------------------------------------------------------------------
 // Redis: the spends really landed, then remove them.
-
-async function countKeys(redis: Redis, prefix: string): Promise<number> {
-  let count = 0;
-  const stream = redis.scanBufferStream({ match: `${prefix}*`, count: 1000 });
-  for await (const keys of stream as AsyncIterable<Buffer[]>) count += keys.length;
-  return count;
-}
-
-async function deleteKeys(redis: Redis, prefix: string): Promise<number> {
-  let deleted = 0;
-  const stream = redis.scanBufferStream({ match: `${prefix}*`, count: 1000 });
-  for await (const keys of stream as AsyncIterable<Buffer[]>)
-    if (keys.length) deleted += await redis.del(...keys);
-  return deleted;
-}
 
 /** Every paid decision left exactly one key; every allowed answer was a paid decision. */
 async function checkSpends(redis: Redis, targets: Target[]): Promise<string[]> {
@@ -514,7 +329,7 @@ async function checkSpends(redis: Redis, targets: Target[]): Promise<string[]> {
       );
     let keys = '';
     if (t.keyPrefix) {
-      const count = await countKeys(redis, t.keyPrefix);
+      const { count } = await countKeys(redis, t.keyPrefix);
       if (count !== paid)
         throw new Error(`${t.name}: Redis holds ${count} spent keys for ${paid} paid checks`);
       keys = `, ${count} spent keys in Redis`;
@@ -589,7 +404,7 @@ async function main(): Promise<void> {
     if (scaling.length) await rounds(files, scaling);
     if (RATE_SECONDS > 0) {
       for (const t of targets) {
-        const peak = summarize(t).checksPerSecond;
+        const peak = summarize(batches, t).checksPerSecond;
         for (const share of [0.25, 0.5]) {
           const rate = Math.max(10, Math.round(peak * share));
           await batch(
@@ -615,11 +430,10 @@ async function main(): Promise<void> {
   process.stdout.write(`${out.join('\n')}\n`);
   if (failure) throw failure;
 
-  const rows = [...targets, ...scaling].map(summarize);
-  const by = (name: string) => rows.find((r) => r.target === name);
+  const rows = [...targets, ...scaling].map((t) => summarize(batches, t));
   process.stdout.write(
     `\n  mean of ${ROUNDS} rounds at saturation (${CONCURRENCY} in flight); open loop at 25 % / 50 % of each target's peak\n` +
-      `${summaryTable(rows)}\n\n${ratioLines(by, !workers).join('\n')}\n` +
+      `${summaryTable(rows)}\n\n${ratioLines(batches, rows, ROUNDS, !workers).join('\n')}\n` +
       `  load average at the end: ${os
         .loadavg()
         .map((x) => x.toFixed(1))

@@ -1,9 +1,11 @@
 /**
  * CPU time of a process and its descendants, read from /proc: a multi-worker server's children count too.
+ * And the whole machine's, for the noise gauge.
  * A child that exits moves its time into its parent's cutime/cstime, so differences stay right across exits.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 
 const CLOCK_TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
@@ -46,4 +48,16 @@ export function treeCpuUs(root: number): number {
     queue.push(...(children.get(pid) ?? []));
   }
   return (ticks / CLOCK_TICKS_PER_S) * 1e6;
+}
+
+/** Busy and total milliseconds summed over every core of the machine. */
+export function machineCpuMs(): { busy: number; total: number } {
+  let busy = 0;
+  let total = 0;
+  for (const { times } of os.cpus()) {
+    const b = times.user + times.nice + times.sys + times.irq;
+    busy += b;
+    total += b + times.idle;
+  }
+  return { busy, total };
 }
