@@ -1,6 +1,6 @@
 /**
- * Issue 12's bench: Plannt's hot path against allow-all baselines, in one run, with a Go load generator whose
- * own CPU per call is small beside any server's, so the figures are the servers'.
+ * Issue 12's bench: Plannt's hot path against allow-all baselines, in one run, driven by a Go load generator in
+ * its own process, so the CPU per check is the server's alone (the generator reports its own separately).
  *
  *   npm run bench:hot-path [-- options]      (builds bin/authzbench first: bench/tools/build.sh)
  *
@@ -121,8 +121,6 @@ interface Target {
   /** Verify targets with Redis: the key prefix their spends land under. */
   keyPrefix?: string;
   pinned: boolean;
-  /** The Plannt workers rows: throughput scaling only. */
-  workers?: number;
   stop(): Promise<void>;
 }
 
@@ -155,7 +153,6 @@ async function startHost(name: string, kind: Kind, cmd: StartServer, pinIt: bool
     pid: ready.pid,
     address: `127.0.0.1:${ready.port}`,
     pinned: pinIt,
-    ...(cmd.workers !== undefined && { workers: cmd.workers }),
     ...(cmd.kind === 'plannt' && {
       paid: async () => (await peer.request({ type: 'stats' }, 'stats')).stats.paidRequests ?? 0,
     }),
@@ -186,7 +183,6 @@ interface Files {
   paid: string;
   free: string;
   challenge: string;
-  rootKeyHex: string;
   /** Verify batches get a fresh file: every token is single-use. */
   freshPaid(count: number): string;
 }
@@ -210,7 +206,6 @@ function requestFiles(rootKeyHex: string): Files {
   let batch = 0;
   return {
     dir,
-    rootKeyHex,
     paid: file('paid.bin', build(POOL, paidShape)),
     free: file(
       'free.bin',
