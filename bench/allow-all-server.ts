@@ -8,7 +8,6 @@
  * Run alone: node dist/bench/allow-all-server.js [host:port]
  */
 import * as grpc from '@grpc/grpc-js';
-import { UPSTREAM_HEADERS } from '../src/core/response';
 import { AuthorizationService } from '../src/envoy/protos';
 
 /** Copied from startGrpcServer in src/server/grpc-server.ts; keep them in step. */
@@ -18,9 +17,16 @@ export const SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.max_receive_message_length': 1024 * 1024,
 };
 
-/** Same sizes as a real paid answer: a 64-hex payment hash, the service name, the price. */
-const PAYMENT_HASH_HEX = 'ab'.repeat(32);
-const VALUES = [PAYMENT_HASH_HEX, 'bench', '10'] as const;
+/**
+ * A paid single-use answer's upstream headers (render in src/core/response.ts): a 64-hex payment hash, the
+ * service, the price; Authorization and the uses-remaining header removed. bench/tools/serve.go sends the same.
+ */
+const PAID_HEADERS = [
+  ['x-plannt-payment-hash', 'ab'.repeat(32)],
+  ['x-plannt-service', 'bench'],
+  ['x-plannt-amount-sats', '10'],
+] as const;
+const REMOVED_HEADERS = ['authorization', 'x-plannt-uses-remaining'];
 
 export interface AllowAllServer {
   port: number;
@@ -35,11 +41,11 @@ export async function startAllowAllServer(address: string): Promise<AllowAllServ
       callback(null, {
         status: { code: 0 },
         ok_response: {
-          headers: UPSTREAM_HEADERS.map((key, i) => ({
-            header: { key, value: VALUES[i] ?? '' },
+          headers: PAID_HEADERS.map(([key, value]) => ({
+            header: { key, value },
             append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
           })),
-          headers_to_remove: ['authorization'],
+          headers_to_remove: REMOVED_HEADERS,
         },
       });
     },

@@ -8,12 +8,10 @@
  * open loop at a fixed rate. Each call's latency is taken with process.hrtime.bigint(); the result (throughput,
  * p50/p90/p99/max, allow/deny/error counts, the client's own CPU use) goes back to the parent as JSON.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { AuthorizationClient } from '../src/envoy/protos';
-import { keyring } from '../src/l402/keys';
-import { mintMacaroon } from '../src/l402/mint';
 import {
   CHECK_PATH,
   deserializeCheckResponse,
@@ -21,17 +19,8 @@ import {
   passThrough,
   serializeCheckRequest,
 } from './check-codec';
-import {
-  BENCH_HOST,
-  BENCH_LOCATION,
-  BENCH_PATH,
-  BENCH_ROUTE,
-  type LoadCommand,
-  type LoadEvent,
-  type LoadResult,
-  type PrepareLoad,
-  type RunLoad,
-} from './protocol';
+import { envoyCheckRequest, paidCredentialMinter } from './envoy-request';
+import type { LoadCommand, LoadEvent, LoadResult, PrepareLoad, RunLoad } from './protocol';
 
 /** How many allowed responses get their payment-hash header compared with the token's. */
 const HASH_CHECK_SAMPLE = 500;
@@ -56,65 +45,20 @@ function send(event: LoadEvent): void {
   process.send?.(event);
 }
 
-/** An Envoy-shaped CheckRequest: addresses, a timestamp and the usual request headers, as Envoy fills them. */
-function checkRequest(authorization: string, requestId: string, nowSeconds: number): object {
-  return {
-    attributes: {
-      source: { address: { socket_address: { address: '10.1.2.3', port_value: 51234 } } },
-      destination: { address: { socket_address: { address: '10.1.0.2', port_value: 8443 } } },
-      request: {
-        time: { seconds: String(nowSeconds), nanos: 123_000_000 },
-        http: {
-          id: requestId,
-          method: 'GET',
-          headers: {
-            ':authority': BENCH_HOST,
-            ':method': 'GET',
-            ':path': BENCH_PATH,
-            ':scheme': 'https',
-            accept: 'application/json',
-            'accept-encoding': 'gzip, deflate, br',
-            authorization,
-            'user-agent': 'plannt-bench-agent/1.0 (+https://example.invalid)',
-            'x-forwarded-for': '203.0.113.7',
-            'x-forwarded-proto': 'https',
-            'x-request-id': requestId,
-          },
-          path: BENCH_PATH,
-          host: BENCH_HOST,
-          scheme: 'https',
-          protocol: 'HTTP/1.1',
-        },
-      },
-      context_extensions: {},
-    },
-  };
-}
-
 function prepare(cmd: PrepareLoad): void {
   const started = performance.now();
-  const keys = keyring(
-    [{ id: cmd.tokens.keyId, secret: Buffer.from(cmd.tokens.rootKeyHex, 'hex') }],
-    cmd.tokens.keyId,
-  );
-  const terms = {
-    service: BENCH_ROUTE.service,
-    routeId: BENCH_ROUTE.id,
-    priceSats: BENCH_ROUTE.priceSats,
-    validUntil: cmd.tokens.validUntil,
-  };
+  const mint = paidCredentialMinter(cmd.tokens);
   const nowSeconds = Math.floor(Date.now() / 1000);
   const bytes: Buffer[] = new Array(cmd.count);
   const paymentHashes: string[] = new Array(cmd.count);
   let total = 0;
   for (let i = 0; i < cmd.count; i++) {
-    const preimage = randomBytes(32);
-    const paymentHash = createHash('sha256').update(preimage).digest();
-    const macaroon = mintMacaroon(paymentHash, terms, keys, BENCH_LOCATION);
-    const authorization = `L402 ${macaroon.toString('base64')}:${preimage.toString('hex')}`;
-    const encoded = serializeCheckRequest(checkRequest(authorization, randomUUID(), nowSeconds));
+    const { authorization, paymentHashHex } = mint();
+    const encoded = serializeCheckRequest(
+      envoyCheckRequest({ authorization, requestId: randomUUID(), nowSeconds }),
+    );
     bytes[i] = encoded;
-    paymentHashes[i] = paymentHash.toString('hex');
+    paymentHashes[i] = paymentHashHex;
     total += encoded.length;
   }
   prepared = { bytes, paymentHashes };

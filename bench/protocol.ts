@@ -27,6 +27,15 @@ export const BENCH_PASS_ROUTE = {
   uses: 'unlimited',
 } as const;
 
+/** A free route (price 0): the decision without verification, for the hot-path bench's "free" row. */
+export const BENCH_FREE_ROUTE = {
+  id: 'bench.free',
+  service: 'bench',
+  priceSats: 0,
+  pathPrefix: '/v1/free/',
+} as const;
+export const BENCH_FREE_PATH = '/v1/free/status';
+
 export const BENCH_HOST = 'api.bench.example';
 export const BENCH_PATH = '/v1/bench/forecast?city=lisbon&days=3';
 export const BENCH_LOCATION = 'plannt';
@@ -40,6 +49,10 @@ export interface StartServer {
   kind: ServerKind;
   /** Plannt only. */
   logLevel?: 'silent' | 'info';
+  /** Plannt's spent-set; 'redis' (the default) needs redisUrl and keyPrefix. */
+  spentSet?: 'redis' | 'memory';
+  /** Plannt's `workers` option, passed through only when set (the option may not exist yet). */
+  workers?: number;
   redisUrl?: string;
   keyPrefix?: string;
   rootKeyHex?: string;

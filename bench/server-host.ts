@@ -10,6 +10,7 @@ import { createLogger } from '../src/logger';
 import { type AllowAllServer, startAllowAllServer } from './allow-all-server';
 import {
   BENCH_BUNDLE_ROUTE,
+  BENCH_FREE_ROUTE,
   BENCH_KEY_ID,
   BENCH_LOCATION,
   BENCH_PASS_ROUTE,
@@ -30,20 +31,32 @@ async function start(cmd: Extract<ServerCommand, { type: 'start' }>): Promise<nu
     allowAll = await startAllowAllServer('127.0.0.1:0');
     return allowAll.port;
   }
-  if (!cmd.redisUrl || !cmd.keyPrefix || !cmd.rootKeyHex) throw new Error('plannt needs redis and a key');
+  if (!cmd.rootKeyHex) throw new Error('plannt needs a root key');
+  const memory = cmd.spentSet === 'memory';
+  if (!memory && (!cmd.redisUrl || !cmd.keyPrefix))
+    throw new Error('plannt with Redis needs its url and prefix');
   const config = parseConfig({
     listen: { grpc: '127.0.0.1:0', admin: '127.0.0.1:0', http: '127.0.0.1:0' },
     location: BENCH_LOCATION,
     root_keys: [{ id: BENCH_KEY_ID, key: cmd.rootKeyHex }],
     current_key_id: BENCH_KEY_ID,
     backend: { kind: 'dev' },
-    spent_set: { kind: 'redis', redis: { url: cmd.redisUrl, key_prefix: cmd.keyPrefix } },
+    spent_set: memory
+      ? { kind: 'memory' }
+      : { kind: 'redis', redis: { url: cmd.redisUrl, key_prefix: cmd.keyPrefix } },
+    ...(cmd.workers !== undefined && { workers: cmd.workers }),
     routes: [
       {
         id: BENCH_ROUTE.id,
         service: BENCH_ROUTE.service,
         price_sats: BENCH_ROUTE.priceSats,
         path: { prefix: BENCH_ROUTE.pathPrefix },
+      },
+      {
+        id: BENCH_FREE_ROUTE.id,
+        service: BENCH_FREE_ROUTE.service,
+        price_sats: BENCH_FREE_ROUTE.priceSats,
+        path: { prefix: BENCH_FREE_ROUTE.pathPrefix },
       },
       ...[BENCH_BUNDLE_ROUTE, BENCH_PASS_ROUTE].map((r) => ({
         id: r.id,

@@ -20,6 +20,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import Redis from 'ioredis';
 import { Child, delay } from './ipc';
+import { machineCpuMs } from './proc-cpu';
 import {
   BENCH_KEY_ID,
   type LoadCommand,
@@ -31,6 +32,7 @@ import {
   type ServerStats,
   type TokenSpec,
 } from './protocol';
+import { countKeys, deleteKeys } from './redis-keys';
 
 const USAGE = `usage: node dist/bench/verify-vs-allow-all.js [options]
   --requests N      measured calls per phase (default 15000)
@@ -159,7 +161,7 @@ interface Snapshot {
 
 async function snapshot(redis: Redis, target: Target): Promise<Snapshot> {
   const [server, redisCpu] = await Promise.all([stats(target.peer), redisCpuUs(redis)]);
-  return { server, redisCpuUs: redisCpu, system: systemCpuMs() };
+  return { server, redisCpuUs: redisCpu, system: machineCpuMs() };
 }
 
 /** Mints and serialises `count` requests in the load process, then sends them; snapshots bracket the send. */
@@ -209,18 +211,6 @@ function assertClean(target: Target, r: LoadResult): void {
   }
 }
 
-/** Busy and total milliseconds summed over every core, from os.cpus(). */
-function systemCpuMs(): { busy: number; total: number } {
-  let busy = 0;
-  let total = 0;
-  for (const { times } of os.cpus()) {
-    const b = times.user + times.nice + times.sys + times.irq;
-    busy += b;
-    total += b + times.idle;
-  }
-  return { busy, total };
-}
-
 /** redis-server's own CPU time so far, microseconds. */
 async function redisCpuUs(redis: Redis): Promise<number> {
   const info = await redis.info('cpu');
@@ -232,9 +222,9 @@ async function redisCpuUs(redis: Redis): Promise<number> {
 async function waitForQuiet(): Promise<void> {
   const deadline = Date.now() + QUIET_WAIT_MS;
   while (Date.now() < deadline && !overBudget()) {
-    const s0 = systemCpuMs();
+    const s0 = machineCpuMs();
     await delay(1000);
-    const s1 = systemCpuMs();
+    const s1 = machineCpuMs();
     const cores = ((s1.busy - s0.busy) / (s1.total - s0.total)) * os.cpus().length;
     if (cores < NOISY_CORES / 2) return;
   }
@@ -390,32 +380,6 @@ function summarize(phases: readonly PhaseResult[]): Summary {
     cpuUsPerCheck: mean(phases.map((p) => p.serverCpuUsPerCheck)),
     totalCpuUsPerCheck: mean(phases.map(totalCpu)),
   };
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Redis: check the spent keys really landed, then remove them.
-
-async function scanKeys(redis: Redis, prefix: string, onBatch: (keys: Buffer[]) => Promise<void>) {
-  const stream = redis.scanBufferStream({ match: `${prefix}*`, count: 1000 });
-  for await (const batch of stream as AsyncIterable<Buffer[]>) if (batch.length) await onBatch(batch);
-}
-
-async function countKeys(redis: Redis, prefix: string): Promise<{ count: number; sample?: Buffer }> {
-  let count = 0;
-  let sample: Buffer | undefined;
-  await scanKeys(redis, prefix, async (keys) => {
-    count += keys.length;
-    sample ??= keys[0];
-  });
-  return { count, ...(sample && { sample }) };
-}
-
-async function deleteKeys(redis: Redis, prefix: string): Promise<number> {
-  let deleted = 0;
-  await scanKeys(redis, prefix, async (keys) => {
-    deleted += await redis.del(...keys);
-  });
-  return deleted;
 }
 
 // ---------------------------------------------------------------------------------------------------------
