@@ -265,7 +265,12 @@ function createSpentSet(config: Config, metrics: Metrics): SpentSet {
           ...(r.password && { password: r.password }),
         }
       : { mode: 'cluster', nodes: r.cluster_nodes ?? [], ...(r.password && { password: r.password }) };
-  const shared = redisSpentSet({ target, keyPrefix: r.key_prefix, commandTimeoutMs: r.command_timeout_ms });
+  const shared = redisSpentSet({
+    target,
+    keyPrefix: r.key_prefix,
+    commandTimeoutMs: r.command_timeout_ms,
+    ...(r.legacy_key_prefix !== undefined && { legacyKeyPrefix: r.legacy_key_prefix }),
+  });
   if (s.on_error === 'fail_closed') return shared;
   return withLocalFallback(shared, memorySpentSet(s.max_entries, 'local'), () => metrics.spentSetFallback(), {
     maxPending: s.max_entries,
