@@ -144,6 +144,18 @@ describe('two workers behind one port', () => {
   });
 });
 
+describe('SIGHUP', () => {
+  it('reloads the configuration in every worker', async () => {
+    const reloadedBy = () => new Set(logs.filter((l) => l.msg === 'config reloaded').map((l) => l.pid));
+    expect(reloadedBy().size).toBe(0);
+    child.kill('SIGHUP');
+    expect(await waitFor(async () => reloadedBy().size === 2, 5000)).toBe(true);
+    const text = (await admin('/metrics')).text;
+    expect(metricValue(text, 'plannt_config_reloads_total', { result: 'applied' })).toBe(2);
+    expect((await admin('/readyz')).status).toBe(200);
+  });
+});
+
 describe('a worker that dies', () => {
   it('is replaced, and checks are served throughout', async () => {
     const [victim, survivor] = workerPids();
