@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-import cluster from 'node:cluster';
 /** The `plannt` command: serve, token inspect, and check (call the gate as Envoy would). */
+
+import cluster from 'node:cluster';
 import * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
 import { registerAgentCommands } from './agent-cli';
