@@ -13,7 +13,7 @@ import { AuthorizationClient } from './envoy/protos';
 import { inspectToken } from './l402/inspect';
 import { createLogger, type Logger } from './logger';
 import { superviseWorkers } from './supervisor';
-import { reportToPrimary } from './worker';
+import { answerMetricRequests, reportToPrimary } from './worker';
 import { defaultWorkers } from './worker-count';
 
 const program = new Command('plannt').description('L402 payment gate for Envoy ext_authz');
@@ -29,6 +29,7 @@ program
     const workers = config.workers ?? defaultWorkers(config);
     if (workers > 1 && cluster.isPrimary) return supervise(config, workers, createLogger(config.log_level));
     const worker = cluster.worker;
+    if (worker) answerMetricRequests();
     const logger = worker
       ? createLogger(config.log_level).child({ worker: worker.id, pid: process.pid })
       : createLogger(config.log_level);

@@ -13,9 +13,16 @@ export interface WorkerReport {
   dependencies: Record<string, boolean>;
 }
 
-export function reportToPrimary(app: App, send: (report: WorkerReport) => void): void {
-  // prom-client answers the primary's requests only once an AggregatorRegistry was made in this process.
+/**
+ * First thing in a worker: prom-client answers the primary's metric requests only once an AggregatorRegistry
+ * exists in this process, and one worker left unanswered fails the whole scrape after 5 s. Until
+ * reportToPrimary, a starting worker answers with no metrics.
+ */
+export function answerMetricRequests(): void {
   new AggregatorRegistry();
+}
+
+export function reportToPrimary(app: App, send: (report: WorkerReport) => void): void {
   AggregatorRegistry.setRegistries([app.metrics.registry]);
   const report = () =>
     send({

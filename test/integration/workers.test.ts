@@ -13,7 +13,14 @@ import { AuthorizationClient } from '../../src/envoy/protos';
 import { keyring } from '../../src/l402/keys';
 import { mintMacaroon } from '../../src/l402/mint';
 import { check } from '../support/envoy-client';
-import { deleteRedisKeys, metricValue, REDIS_URL, uniqueRedisPrefix, waitFor } from '../support/plannt';
+import {
+  deleteRedisKeys,
+  metricValue,
+  REDIS_URL,
+  sleep,
+  uniqueRedisPrefix,
+  waitFor,
+} from '../support/plannt';
 
 const CLI = path.join(__dirname, '../../dist/src/cli.js');
 const ROOT_KEY = randomBytes(32);
@@ -164,7 +171,12 @@ describe('a worker that dies', () => {
     // any process killed mid-accept), the survivor takes every connection until the replacement is up.
     const noticed = () => logs.some((l) => l.msg === 'worker exited; replacing it' && l.pid === victim);
     expect(await waitFor(async () => noticed(), 5000)).toBe(true);
+    // A scrape while the replacement starts (forked 100 ms after the exit) still answers, with the counts of
+    // the workers that serve.
+    await sleep(300);
+    const scrape = admin('/metrics');
     expect(await paidChecks(10)).toBe(10);
+    expect((await scrape).status).toBe(200);
     expect(await waitFor(async () => workerPids().length === 3, 15_000)).toBe(true);
     const replacement = workerPids()[2];
     expect([victim, survivor]).not.toContain(replacement);
