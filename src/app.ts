@@ -26,7 +26,8 @@ import { type Readiness, startReadiness } from './server/readiness';
 
 export interface App {
   grpcPort: number;
-  adminPort: number;
+  /** Undefined in a worker process: the primary serves the admin port. */
+  adminPort: number | undefined;
   /** HTTP ext_authz / forward-auth port. */
   httpPort: number;
   metrics: Metrics;
@@ -44,11 +45,13 @@ export interface AppOptions {
   env: NodeJS.ProcessEnv;
   logger: Logger;
   readinessIntervalMs?: number;
+  /** False in a worker process, whose primary serves the admin port for all workers. */
+  serveAdmin?: boolean;
 }
 
 export async function startApp(
   config: Config,
-  { env, logger, readinessIntervalMs = 2000 }: AppOptions,
+  { env, logger, readinessIntervalMs = 2000, serveAdmin = true }: AppOptions,
 ): Promise<App> {
   const tls = tlsMaterial(config);
   const metrics = createMetrics();
@@ -162,33 +165,35 @@ export async function startApp(
       }),
     (h) => h.shutdown(0),
   );
-  const admin: AdminServer = await listen(
-    'admin',
-    () =>
-      startAdminServer(adminHost, adminPort, {
-        metrics,
-        readiness,
-        isDraining: () => draining,
-        ...(invoices.name === 'dev' && { devBackend: invoices as DevInvoiceBackend }),
-      }),
-    (a) => a.close(),
-  );
+  const admin: AdminServer | undefined = serveAdmin
+    ? await listen(
+        'admin',
+        () =>
+          startAdminServer(adminHost, adminPort, {
+            metrics: metrics.registry,
+            readiness,
+            isDraining: () => draining,
+            ...(invoices.name === 'dev' && { devBackend: invoices as DevInvoiceBackend }),
+          }),
+        (a) => a.close(),
+      )
+    : undefined;
   logger.info(
     {
       grpc_port: grpc.port,
       http_port: http.port,
-      admin_port: admin.port,
+      admin_port: admin?.port,
       backend: invoices.name,
       spent_set: spentSet.name,
       dependencies: readiness.status(),
     },
-    'plannt started',
+    admin ? 'plannt started' : 'worker started',
   );
 
   let running = config;
   return {
     grpcPort: grpc.port,
-    adminPort: admin.port,
+    adminPort: admin?.port,
     httpPort: http.port,
     metrics,
     readiness,
@@ -222,7 +227,7 @@ export async function startApp(
       readiness.stop();
       load.stop();
       stopWatching?.();
-      await Promise.all([admin.close(), invoices.close(), spentSet.close()]);
+      await Promise.all([admin?.close(), invoices.close(), spentSet.close()]);
       logger.info('plannt stopped');
     },
   };
@@ -275,7 +280,12 @@ function createSpentSet(config: Config, metrics: Metrics): SpentSet {
           ...(r.password && { password: r.password }),
         }
       : { mode: 'cluster', nodes: r.cluster_nodes ?? [], ...(r.password && { password: r.password }) };
-  const shared = redisSpentSet({ target, keyPrefix: r.key_prefix, commandTimeoutMs: r.command_timeout_ms });
+  const shared = redisSpentSet({
+    target,
+    keyPrefix: r.key_prefix,
+    commandTimeoutMs: r.command_timeout_ms,
+    ...(r.legacy_key_prefix !== undefined && { legacyKeyPrefix: r.legacy_key_prefix }),
+  });
   if (s.on_error === 'fail_closed') return shared;
   return withLocalFallback(shared, memorySpentSet(s.max_entries, 'local'), () => metrics.spentSetFallback(), {
     maxPending: s.max_entries,
@@ -392,7 +402,7 @@ function routeTable(config: Config): RouteTable {
   return { rules, unmatched, defaults };
 }
 
-function splitHostPort(address: string): [string, number] {
+export function splitHostPort(address: string): [string, number] {
   const colon = address.lastIndexOf(':');
   return [address.slice(0, colon) || '0.0.0.0', Number(address.slice(colon + 1))];
 }

@@ -1,15 +1,20 @@
 #!/usr/bin/env node
 /** The `plannt` command: serve, token inspect, and check (call the gate as Envoy would). */
+
+import cluster from 'node:cluster';
 import * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
 import { registerAgentCommands } from './agent-cli';
 import { startApp } from './app';
-import { ConfigError, loadConfigFile, parseConfig } from './config';
+import { type Config, ConfigError, loadConfigFile, parseConfig } from './config';
 import { watchConfig } from './config-reload';
 import { embeddedDefault } from './default-config';
 import { AuthorizationClient } from './envoy/protos';
 import { inspectToken } from './l402/inspect';
-import { createLogger } from './logger';
+import { createLogger, type Logger } from './logger';
+import { superviseWorkers } from './supervisor';
+import { answerMetricRequests, reportToPrimary } from './worker';
+import { defaultWorkers } from './worker-count';
 
 const program = new Command('plannt').description('L402 payment gate for Envoy ext_authz');
 
@@ -21,9 +26,20 @@ program
     const config = opts.config
       ? loadConfigFile(opts.config, process.env)
       : parseConfig(embeddedDefault(), process.env);
-    const logger = createLogger(config.log_level);
-    const app = await startApp(config, { env: process.env, logger });
-    if (!opts.config) printQuickStart(app.grpcPort, app.adminPort);
+    const workers = config.workers ?? defaultWorkers(config);
+    if (workers > 1 && cluster.isPrimary) return supervise(config, workers, createLogger(config.log_level));
+    const worker = cluster.worker;
+    if (worker) answerMetricRequests();
+    const logger = worker
+      ? createLogger(config.log_level).child({ worker: worker.id, pid: process.pid })
+      : createLogger(config.log_level);
+    const app = await startApp(config, { env: process.env, logger, serveAdmin: !worker });
+    if (worker) {
+      reportToPrimary(app, (report) => process.send?.(report));
+      // An orphaned worker would hold the ports with nobody to drain it.
+      process.on('disconnect', () => stop('primary gone'));
+    }
+    if (!opts.config && app.adminPort !== undefined) printQuickStart(app.grpcPort, app.adminPort);
     const file = opts.config;
     const keysFile = process.env.PLANNT_ROOT_KEYS_FILE;
     const reloader = file
@@ -51,6 +67,22 @@ program
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
+
+async function supervise(config: Config, workers: number, logger: Logger): Promise<void> {
+  const supervisor = await superviseWorkers(config, workers, logger);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    void supervisor.stop().then((code) => {
+      logger.info('plannt stopped');
+      logger.flush(() => process.exit(code));
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
 
 program
   .command('token')

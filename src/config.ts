@@ -88,14 +88,21 @@ const redis = z
     master_name: z.string().optional(),
     cluster_nodes: z.array(endpoint).min(1).optional(),
     password: z.string().optional(),
-    key_prefix: z.string().max(64).default('plannt:spent:'),
+    // Up to 12 bytes keep the key (prefix, 32-byte hash, SDS's 4) in jemalloc's 48-byte class (docs/benchmarks.md).
+    key_prefix: z.string().max(64).default('p:s:'),
+    // The prefix of a previous version's keys, during an upgrade only (docs/upgrading.md): every use is
+    // counted under both, so pods on either prefix refuse a token the other spent.
+    legacy_key_prefix: z.string().max(64).optional(),
     command_timeout_ms: z.number().int().positive().default(250),
   })
   .strict()
   .refine((r) => [r.url, r.sentinels, r.cluster_nodes].filter(Boolean).length === 1, {
     message: 'set exactly one of url, sentinels (with master_name) or cluster_nodes',
   })
-  .refine((r) => !r.sentinels || r.master_name, { message: 'sentinels need master_name' });
+  .refine((r) => !r.sentinels || r.master_name, { message: 'sentinels need master_name' })
+  .refine((r) => r.legacy_key_prefix !== r.key_prefix, {
+    message: 'legacy_key_prefix must differ from key_prefix',
+  });
 
 export const configSchema = z
   .object({
@@ -204,9 +211,19 @@ export const configSchema = z
     drain_seconds: z.number().min(0).max(300).default(5),
     shutdown_grace_ms: z.number().int().positive().default(10_000),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // Processes sharing the listening ports; unset: the CPUs the container may use (see worker-count.ts).
+    workers: z.number().int().min(1).max(256).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.workers !== undefined && c.workers > 1 && c.spent_set.kind === 'memory') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['workers'],
+        message:
+          'more than 1 needs the redis spent-set: each worker has its own memory, so a token would spend once per worker',
+      });
+    }
     const listeners = Object.entries(c.listen);
     listeners.forEach(([name, address], i) => {
       const other = listeners.slice(0, i).find(([, earlier]) => sameSocket(earlier, address));

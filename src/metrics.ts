@@ -145,6 +145,8 @@ export function createMetrics(): Metrics {
     name: 'plannt_dependency_ready',
     help: '1 when the dependency answered its last readiness probe, else 0.',
     labelNames: ['dependency'],
+    // With workers, 1 only when every worker reaches it (a sum would read 2 for "up").
+    aggregator: 'min',
     registers,
   });
 

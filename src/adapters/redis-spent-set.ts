@@ -10,7 +10,7 @@
  */
 import { once } from 'node:events';
 import Redis, { Cluster, type RedisOptions } from 'ioredis';
-import { type Consumption, DependencyUnavailable, type SpentSet } from '../core/ports';
+import { type Consumption, DependencyUnavailable, type SpentSet, type UseLimit } from '../core/ports';
 import { withTimeout } from './timeout';
 
 /**
@@ -71,6 +71,8 @@ export type RedisTarget =
 export interface RedisSpentSetOptions {
   target: RedisTarget;
   keyPrefix: string;
+  /** Also count every use under this prefix, the one pods of the previous version use (docs/upgrading.md). */
+  legacyKeyPrefix?: string;
   commandTimeoutMs: number;
 }
 
@@ -94,25 +96,46 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
       : new DependencyUnavailable('spent_set', 'Redis failed', { cause: err });
   };
 
+  const legacy =
+    options.legacyKeyPrefix === undefined ? undefined : Buffer.from(options.legacyKeyPrefix, 'utf8');
+
+  // One use under one key.
+  const count = (key: Buffer, use: UseLimit, ttlMs: number): Promise<Consumption> =>
+    // One use of a single-use token: SET NX, measured cheaper than the script (docs/benchmarks.md). "1" is
+    // the count the script reads, so a bundle and its copy narrowed to one use share the key.
+    use.limit === 1 && use.maxPerSecond === undefined
+      ? client
+          .set(key, '1', 'PX', ttlMs, 'NX')
+          .then((reply) => (reply === 'OK' ? { ok: true, used: 1 } : { ok: false, why: 'exhausted' }))
+      : scripts
+          .planntConsume(key, use.limit === 'unlimited' ? 0 : use.limit, ttlMs, use.maxPerSecond ?? 0)
+          .then(([verdict, used]) =>
+            verdict === 1
+              ? { ok: true, used }
+              : { ok: false, why: verdict === 0 ? 'exhausted' : 'rate_limited' },
+          );
+  const undo = (keys: Buffer[]) => Promise.all(keys.map((key) => scripts.planntUndo(key).catch(() => 0)));
+
   return {
     name: 'redis',
     async consume(paymentHash, use, timeoutMs = ms) {
       const key = Buffer.concat([prefix, paymentHash]);
       const ttlMs = Math.ceil(use.ttlMs);
-      // One use of a single-use token: SET NX, measured cheaper than the script (docs/benchmarks.md). "1" is
-      // the count the script reads, so a bundle and its copy narrowed to one use share the key.
-      const attempt: Promise<Consumption> =
-        use.limit === 1 && use.maxPerSecond === undefined
-          ? client
-              .set(key, '1', 'PX', ttlMs, 'NX')
-              .then((reply) => (reply === 'OK' ? { ok: true, used: 1 } : { ok: false, why: 'exhausted' }))
-          : scripts
-              .planntConsume(key, use.limit === 'unlimited' ? 0 : use.limit, ttlMs, use.maxPerSecond ?? 0)
-              .then(([verdict, used]) =>
-                verdict === 1
-                  ? { ok: true, used }
-                  : { ok: false, why: verdict === 0 ? 'exhausted' : 'rate_limited' },
-              );
+      const legacyKey = legacy && Buffer.concat([legacy, paymentHash]);
+      const counted = legacyKey ? [legacyKey, key] : [key];
+      // During an upgrade the legacy key decides first, as the old pods' only key; the use must then count
+      // under the new key too (pods that dropped the legacy prefix count only there), or it is undone.
+      const attempt: Promise<Consumption> = legacyKey
+        ? count(legacyKey, use, ttlMs).then(async (old) => {
+            if (!old.ok) return old;
+            const now = await count(key, use, ttlMs).catch(async (err: unknown) => {
+              await undo([legacyKey]);
+              throw err;
+            });
+            if (!now.ok) await undo([legacyKey]);
+            return now.ok ? { ok: true, used: Math.max(old.used, now.used) } : now;
+          })
+        : count(key, use, ttlMs);
       try {
         // The caller's deadline may be closer than the command timeout: whichever comes first.
         const limit = Math.min(ms, timeoutMs);
@@ -122,7 +145,7 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
         // that use, so a paid token never loses a use its holder was not served.
         attempt.then(
           (result) => {
-            if (result.ok) scripts.planntUndo(key).catch(() => {});
+            if (result.ok) void undo(counted);
           },
           () => {},
         );

@@ -5,15 +5,17 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DevInvoiceBackend } from '../adapters/dev-invoices';
-import type { Metrics } from '../metrics';
 import type { Readiness } from './readiness';
 
 const MAX_BODY_BYTES = 16 * 1024;
 
 export interface AdminOptions {
-  metrics: Metrics;
-  readiness: Readiness;
+  /** The Prometheus text: this process's registry, or with workers every worker's, aggregated. */
+  metrics: { contentType: string; metrics(): Promise<string> };
+  readiness: Pick<Readiness, 'status'>;
   isDraining: () => boolean;
+  /** With workers: whether one is serving (a crashed one is being replaced). */
+  isServing?: () => boolean;
   /** Present only when the dev backend is selected. */
   devBackend?: DevInvoiceBackend;
 }
@@ -48,14 +50,16 @@ export async function startAdminServer(
 async function route(req: IncomingMessage, res: ServerResponse, options: AdminOptions): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
   if (req.method === 'GET' && path === '/metrics') {
-    res.writeHead(200, { 'content-type': options.metrics.registry.contentType });
-    res.end(await options.metrics.registry.metrics());
+    // Gathered first: with workers it can fail (one does not answer), and then the answer is a 500.
+    const text = await options.metrics.metrics();
+    res.writeHead(200, { 'content-type': options.metrics.contentType });
+    res.end(text);
     return;
   }
   if (req.method === 'GET' && path === '/healthz') return send(res, 200, { status: 'alive' });
   if (req.method === 'GET' && path === '/readyz') {
     // Dependency outages are reported, not enforced: the pod serves what needs no such dependency.
-    const ready = !options.isDraining();
+    const ready = !options.isDraining() && (options.isServing?.() ?? true);
     return send(res, ready ? 200 : 503, {
       status: ready ? 'ready' : 'not_ready',
       draining: options.isDraining(),

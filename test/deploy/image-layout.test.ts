@@ -262,8 +262,8 @@ describe("the image's final stage, started as the chart's Deployment starts it",
       env[e.name] = value.startsWith('/etc/plannt/') ? under(value) : value;
     }
     for (const e of argsOf('ENV')) {
-      const [name = '', value = ''] = e.split('=');
-      env[name] = value;
+      const eq = e.indexOf('=');
+      env[e.slice(0, eq)] = e.slice(eq + 1);
     }
     // The image's Node at the entrypoint's path is this test's own Node (the same major version, checked
     // below), linked under the root: uid 65532 could not run it from a cache under a private home directory.

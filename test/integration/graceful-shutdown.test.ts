@@ -75,6 +75,8 @@ challenge_limits: { per_client_per_second: 0 }
 routes: [{ id: forecast, service: weather, price_sats: 10, path: { prefix: /v1/forecast } }]
 shutdown_grace_ms: ${GRACE_MS}
 drain_seconds: 0
+# One process, as the grace bound below is timed for; workers.test.ts drains several.
+workers: 1
 `,
   );
   const proc = spawn(process.execPath, [CLI, 'serve', '--config', config], {

@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type Config, ConfigError, loadConfigFile, parseConfig } from '../../src/config';
+import { defaultWorkers } from '../../src/worker-count';
 
 const HEX_A = '1ed3ab131d5250a4d30e6853cd602407fb179123c89fdebc945c8508bdf046d2';
 const HEX_B = '15eb5dea6d64ef19da628f09419bd731baf747a975684c67c6cf3fccd242f3af';
@@ -539,6 +540,32 @@ describe('listen addresses', () => {
   it('a YAML scalar with PLANNT_ROOT_KEYS is a config error at the root, not a crash', () => {
     expect(() => parseConfig('just a string', { PLANNT_ROOT_KEYS: `1:${HEX_A}` })).toThrow(
       /\(root\): expected a mapping/,
+    );
+  });
+});
+
+describe('workers', () => {
+  const withRedis = (extra: Record<string, unknown> = {}) => ({
+    ...minimal(),
+    spent_set: { kind: 'redis', redis: { url: 'redis://redis:6379', ...extra } },
+  });
+
+  it('defaults to the CPUs allowed with the redis spent-set, and to 1 with the memory one', () => {
+    expect(defaultWorkers(parseConfig(withRedis()), () => 4)).toBe(4);
+    expect(defaultWorkers(parseConfig(minimal()), () => 4)).toBe(1);
+  });
+
+  it('refuses more than 1 with the memory spent-set, which each worker would keep apart', () => {
+    expect(configError({ ...minimal(), workers: 2 })).toMatch(
+      /workers: more than 1 needs the redis spent-set/,
+    );
+    expect(parseConfig({ ...minimal(), workers: 1 }).workers).toBe(1);
+  });
+
+  it('keys spent tokens under p:s: unless told, and refuses a legacy prefix equal to the prefix', () => {
+    expect(parseConfig(withRedis()).spent_set.redis?.key_prefix).toBe('p:s:');
+    expect(configError(withRedis({ key_prefix: 'a:', legacy_key_prefix: 'a:' }))).toMatch(
+      /legacy_key_prefix must differ from key_prefix/,
     );
   });
 });

@@ -100,6 +100,9 @@ files, gRPC TLS). Root keys and the Redis URL arrive as environment variables fr
 {{- end }}
 {{- $_ := set $cfg "backend" (merge (dict "lnd" $lnd) (default dict $cfg.backend)) }}
 {{- end }}
+{{- if not (kindIs "invalid" .Values.workers) }}
+{{- $_ := set $cfg "workers" (.Values.workers | int) }}
+{{- end }}
 {{- if .Values.grpcTls.existingSecret }}
 {{- $tls := dict "cert_file" "/etc/plannt/tls/tls.crt" "key_file" "/etc/plannt/tls/tls.key" }}
 {{- if .Values.grpcTls.clientCA }}

@@ -1,0 +1,11 @@
+/** How many worker processes `plannt serve` runs when the config does not say. */
+import { availableParallelism } from 'node:os';
+import type { Config } from './config';
+
+export function defaultWorkers(config: Config, cpus: () => number = availableParallelism): number {
+  // The memory spent-set lives in one process: with more, a token would be spent once per worker.
+  if (config.spent_set.kind === 'memory') return 1;
+  // Node 24's libuv: the affinity mask (cpusets) capped by the cgroup quota (v2 cpu.max; v1 only with
+  // cpu,cpuacct mounted together), rounded down, at least 1: a pod limited to 2 CPUs gets 2 on any node.
+  return cpus();
+}
