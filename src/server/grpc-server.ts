@@ -51,6 +51,7 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
     // into an allow; up to this bound the oversized check is read and denied as a decision instead.
     'grpc.max_receive_message_length': MAX_TRANSPORT_BYTES,
   });
+  sizeResetGuard(server);
   let draining = false;
   const watchers = new Set<grpc.ServerWritableStream<unknown, unknown>>();
   // Dependency outages do not make the pod unready (server/readiness.ts): only draining does.
@@ -157,6 +158,24 @@ function rawCheck(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
   if (!check) throw new Error('the Authorization service has no Check method');
   const bytes = (raw: Buffer) => raw;
   return { ...service, Check: { ...check, requestDeserialize: bytes, responseSerialize: bytes } };
+}
+
+/**
+ * Envoy cancels each ext_authz call it stops waiting for with a RST_STREAM. Node's HTTP/2 rapid-reset guard
+ * (CVE-2023-44487: 1,000 resets, then 33/s per connection) would close the connection with INTERNAL_ERROR after
+ * an overloaded second, failing every other check on it with a gRPC error; allow what one Envoy connection can
+ * send at this server's peak, still bounded. grpc-js does not expose the option: its http2 server options are.
+ */
+const RESET_BURST = 20_000;
+const RESETS_PER_SECOND = 10_000;
+
+function sizeResetGuard(server: grpc.Server): void {
+  const http2Options = (server as unknown as { commonServerOptions?: Record<string, unknown> })
+    .commonServerOptions;
+  if (!http2Options)
+    throw new Error('@grpc/grpc-js no longer keeps its http2 server options: update sizeResetGuard');
+  http2Options.streamResetBurst = RESET_BURST;
+  http2Options.streamResetRate = RESETS_PER_SECOND;
 }
 
 function credentials(tls: TlsMaterial | undefined): grpc.ServerCredentials {
