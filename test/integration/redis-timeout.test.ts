@@ -3,10 +3,10 @@
  * socket while the loop was busy is read before the timeout is declared (issue 10, F7).
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { redisSpentSet } from '../../src/adapters/redis-spent-set';
 import { DependencyUnavailable, type SpentSet } from '../../src/core/ports';
 import { deleteRedisKeys, uniqueRedisPrefix } from '../support/plannt';
+import { type RedisProxy, startRedisProxy } from '../support/redis-proxy';
 
 const SINGLE_USE = { limit: 1, ttlMs: 60_000 } as const;
 const TIMEOUT_MS = 100;
@@ -62,41 +62,25 @@ describe('a busy event loop is not a slow Redis', () => {
 });
 
 describe('a Redis that does not answer still times out', () => {
-  let proxy: Server;
-  const sockets = new Set<Socket>();
+  let proxy: RedisProxy;
   let spentSet: SpentSet;
   const prefix = uniqueRedisPrefix();
-  /** Once set, replies stop reaching the client: a Redis stalled by a long script or a pause. */
-  let stalled = false;
 
   beforeAll(async () => {
-    proxy = createServer((client) => {
-      const upstream = tcpConnect(6379, '127.0.0.1');
-      for (const s of [client, upstream]) {
-        sockets.add(s);
-        s.on('close', () => sockets.delete(s));
-        s.on('error', () => {});
-      }
-      client.pipe(upstream);
-      upstream.on('data', (reply) => {
-        if (!stalled) client.write(reply);
-      });
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const { port } = proxy.address() as { port: number };
+    proxy = await startRedisProxy();
     spentSet = redisSpentSet({
-      target: { mode: 'standalone', url: `redis://127.0.0.1:${port}` },
+      target: { mode: 'standalone', url: proxy.url },
       keyPrefix: prefix,
       commandTimeoutMs: TIMEOUT_MS,
     });
     await spentSet.probe();
-    stalled = true;
+    // From here on replies are held far beyond the test: a Redis stalled by a long script or a pause.
+    proxy.setReplyDelayMs(600_000);
   });
 
   afterAll(async () => {
-    for (const socket of sockets) socket.destroy();
+    await proxy?.close();
     await spentSet?.close().catch(() => {});
-    await new Promise((resolve) => proxy.close(resolve));
     await deleteRedisKeys(prefix);
   });
 
