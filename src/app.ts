@@ -79,7 +79,8 @@ export async function startApp(
       lagMs: load.lagMs,
       recentCheckMs: load.recentCheckMs,
       recordCheckMs: load.recordCheckMs,
-      ...(config.admission.max_in_flight > 0 && { inFlight: concurrencyCap(config.admission.max_in_flight) }),
+      // Counted even without a cap: the lag rules judge only a process with checks in progress.
+      inFlight: concurrencyCap(config.admission.max_in_flight || Number.MAX_SAFE_INTEGER),
     },
   };
   const gate = createGate(engine, metrics, logger);

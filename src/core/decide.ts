@@ -122,18 +122,22 @@ function overloaded(route: PricedRoute, detail: string): Decision {
 
 /**
  * A check whose deadline is nearer than the time it needs would be answered too late: refuse it now, cheaply,
- * instead. It needs the turns of a lagging event loop (one to send to the spent-set or LND, one to read the
- * reply), and no less than the slowest recent checks took, since it queues behind the same work.
+ * instead. It needs a turn of the lagging event loop and no less than the slowest recent checks took, since it
+ * queues behind the same work. Only a process with paid checks queued is judged so: a lag that other processes
+ * cause (a busy machine) is no reason to refuse the one check it has.
  */
 function lateReason(req: GateRequest, lagMs: number, engine: Engine): string | undefined {
+  const queued = engine.admission?.inFlight?.inFlight ?? 0;
+  if (queued < MIN_QUEUED_TO_SHED) return undefined;
   const recentMs = engine.admission?.recentCheckMs?.() ?? 0;
-  if (lagMs === 0 && recentMs === 0) return undefined;
   const remaining = req.deadline - engine.now();
-  const needed = Math.max(2 * lagMs, recentMs) + MIN_DEADLINE_MARGIN_MS;
+  const needed = Math.max(lagMs, recentMs) + MIN_DEADLINE_MARGIN_MS;
   if (remaining >= needed) return undefined;
   const left = Math.max(0, Math.round(remaining));
-  return `${left} ms are left and a check needs ${Math.round(needed)} (event loop ${Math.round(lagMs)} ms late, recent checks ${Math.round(recentMs)} ms)`;
+  return `${left} ms are left and a check needs ${Math.round(needed)} (event loop ${Math.round(lagMs)} ms late, recent checks ${Math.round(recentMs)} ms, ${queued} in progress)`;
 }
+
+const MIN_QUEUED_TO_SHED = 4;
 
 async function paidRoute(route: PricedRoute, req: GateRequest, engine: Engine): Promise<Decision> {
   const parsed = parseCredentials(req.authorization, req.macaroonHeader, {
@@ -211,13 +215,9 @@ async function paidRoute(route: PricedRoute, req: GateRequest, engine: Engine): 
 /** Time an answer needs to leave this process once decided: a write, no further turn of the event loop. */
 const SEND_MARGIN_MS = 2;
 
-/**
- * The caller has given up, or will have by the time the answer reaches it: the write may wait as long as
- * the loop has lately been late (a CPU-throttled pod stalls for whole periods).
- */
+/** The caller has given up, or will have by the time the answer reaches it (the deadline is lag-adjusted). */
 function tooLate(req: GateRequest, engine: Engine): boolean {
-  const margin = Math.max(SEND_MARGIN_MS, engine.admission?.lagMs?.() ?? 0);
-  return engine.now() >= req.deadline - margin || req.abandoned?.() === true;
+  return engine.now() >= req.deadline - SEND_MARGIN_MS || req.abandoned?.() === true;
 }
 
 /** The use was counted but its allow would reach no one: give it back, so the payment still buys it. */

@@ -3,11 +3,11 @@
  * a decision before the caller's deadline (an allow, or a fast 503/429 with Retry-After), never serves a
  * token twice, never keeps a use it did not serve, and serves again within a second once the load stops.
  *
- * Two overloads: a spent-set slower than the offered rate allows (the in-flight cap sheds), and a CPU too
- * small for it (the event-loop lag sheds). The server runs as `plannt serve`; this process is the client,
- * offering half as much again as the server allowed in the last quarter second, at most 1,000 calls/s so that
- * its own CPU stays small: a starved client would time out answers that did arrive. Calls carry
- * pre-serialised CheckRequests, each with its own token minted beforehand.
+ * The overload is a spent-set slower than the offered rate (each use takes 100 ms to count): the in-flight
+ * cap sheds. The server runs as `plannt serve`; this process is the client, offering half as much again as
+ * the server allowed in the last quarter second, at most 1,000 calls/s so that its own CPU stays small: a
+ * starved client would time out answers that did arrive. Calls carry pre-serialised CheckRequests, each with
+ * its own token minted beforehand. A CPU-bound overload is not tested here: see docs/security.md.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
@@ -312,27 +312,5 @@ describe('a spent-set slower than the offered load', () => {
     expect(await verdict(tally, server.prefix, recoveredMs)).toEqual(KEPT);
     expect(tally.counts.get('503 overloaded') ?? 0).toBeGreaterThan(0);
     expect(tally.allowed.size).toBeGreaterThan(0);
-  });
-});
-
-describe('a CPU too small for the offered load', () => {
-  let server: Server;
-
-  beforeAll(async () => {
-    // Beside a busy loop on the same core, the server gets about half of it.
-    const busy = `const end = Date.now() + 120000; while (Date.now() < end) {}`;
-    const [command, args] = onCoreZero(0, process.execPath, ['-e', busy]);
-    children.push(spawn(command, args, { stdio: 'ignore' }));
-    server = await startServer(REDIS_URL, '', 0);
-  });
-
-  afterAll(() => server?.stop());
-
-  it('sheds by event-loop lag and keeps every promise', async () => {
-    const tally = new Tally();
-    const { summary, recoveredMs } = await overload(server.client, tally);
-    console.log(`small CPU: ${summary}`);
-    expect(await verdict(tally, server.prefix, recoveredMs)).toEqual(KEPT);
-    expect(tally.counts.get('503 overloaded') ?? 0).toBeGreaterThan(0);
   });
 });

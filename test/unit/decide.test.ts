@@ -600,16 +600,23 @@ describe('an answer that would arrive after the caller gave up', () => {
 });
 
 describe('admission under overload', () => {
-  it('sheds a paid check whose deadline is nearer than the event loop can answer: 503, Retry-After 1, no work', async () => {
+  /** Lag-based admission with `busy` paid checks already in progress. */
+  function loaded(h: Harness, lagMs: number, busy: number): void {
+    const inFlight = concurrencyCap(1000);
+    for (let i = 0; i < busy; i++) inFlight.tryAcquire();
+    h.engine.admission = { lagMs: () => lagMs, inFlight };
+  }
+
+  it('sheds a paid check whose deadline is nearer than the busy event loop can answer: 503, Retry-After 1, no work', async () => {
     const h = harness();
     const authorization = await buy(h);
-    h.engine.admission = { lagMs: () => 300 };
+    loaded(h, 300, 10);
     const invoicesBefore = h.invoiceCalls.length;
     for (const headers of [{ authorization }, {}]) {
       const shed = await decide(request(h, { ...headers, deadline: h.clock.now + 500 }), h.engine);
       expect(shed).toMatchObject({ kind: 'deny', reason: 'overloaded', retryAfterSeconds: 1 });
       expect(shed.kind === 'deny' && shed.detail).toMatch(
-        /200 ms are left and a check needs 625 \(event loop 300 ms late, recent checks 0 ms\)/,
+        /200 ms are left and a check needs 325 \(event loop 300 ms late, recent checks 0 ms, 10 in progress\)/,
       );
       const answer = render(shed, { stripAuthorization: true });
       expect(!answer.allowed && answer.status).toBe(503);
@@ -622,8 +629,16 @@ describe('admission under overload', () => {
   it('admits the same check when its deadline leaves room for the lag', async () => {
     const h = harness();
     const authorization = await buy(h);
-    h.engine.admission = { lagMs: () => 300 };
+    loaded(h, 300, 10);
     const decision = await decide(request(h, { authorization, deadline: h.clock.now + 1000 }), h.engine);
+    expect(decision).toMatchObject({ kind: 'allow', reason: 'paid' });
+  });
+
+  it('does not shed by lag alone: a loop slowed by other processes, with no checks queued, still serves', async () => {
+    const h = harness();
+    const authorization = await buy(h);
+    loaded(h, 300, 0);
+    const decision = await decide(request(h, { authorization, deadline: h.clock.now + 500 }), h.engine);
     expect(decision).toMatchObject({ kind: 'allow', reason: 'paid' });
   });
 
