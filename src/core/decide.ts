@@ -95,11 +95,7 @@ async function enforce(req: GateRequest, engine: Engine): Promise<Decision> {
   }
   const { route } = resolution;
   if (route.priceSats === 0) return { kind: 'allow', reason: 'free', route };
-  // A request read after the loop ran L ms late may have waited unread that long: its deadline, which the
-  // adapter counted from the read, is up to L ms sooner. Every budget below uses the earlier one.
-  const lagMs = engine.admission?.lagMs?.() ?? 0;
-  if (lagMs > 0) req = { ...req, deadline: req.deadline - lagMs };
-  const late = lateReason(req, lagMs, engine);
+  const late = lateReason(req, engine);
   if (late) return overloaded(route, late);
   const inFlight = engine.admission?.inFlight;
   const release = inFlight ? inFlight.tryAcquire() : NOTHING;
@@ -122,16 +118,19 @@ function overloaded(route: PricedRoute, detail: string): Decision {
 
 /**
  * A check whose deadline is nearer than the time it needs would be answered too late: refuse it now, cheaply,
- * instead. It needs a turn of the lagging event loop and no less than the slowest recent checks took, since it
- * queues behind the same work. Only a process with paid checks queued is judged so: a lag that other processes
- * cause (a busy machine) is no reason to refuse the one check it has.
+ * instead. Behind a lagging event loop it may have waited unread about one lag and needs another turn to send
+ * its spend and read the reply; and it needs no less than the slowest recent checks took, since it queues
+ * behind the same work. Only a process with paid checks queued is judged so: a lag that other processes cause
+ * (a busy machine) is no reason to refuse the one check it has. A caller that gave up meanwhile is seen as
+ * cancelled, and its use given back (tooLate).
  */
-function lateReason(req: GateRequest, lagMs: number, engine: Engine): string | undefined {
+function lateReason(req: GateRequest, engine: Engine): string | undefined {
   const queued = engine.admission?.inFlight?.inFlight ?? 0;
   if (queued < MIN_QUEUED_TO_SHED) return undefined;
+  const lagMs = engine.admission?.lagMs?.() ?? 0;
   const recentMs = engine.admission?.recentCheckMs?.() ?? 0;
   const remaining = req.deadline - engine.now();
-  const needed = Math.max(lagMs, recentMs) + MIN_DEADLINE_MARGIN_MS;
+  const needed = Math.max(2 * lagMs, recentMs) + MIN_DEADLINE_MARGIN_MS;
   if (remaining >= needed) return undefined;
   const left = Math.max(0, Math.round(remaining));
   return `${left} ms are left and a check needs ${Math.round(needed)} (event loop ${Math.round(lagMs)} ms late, recent checks ${Math.round(recentMs)} ms, ${queued} in progress)`;
@@ -215,7 +214,7 @@ async function paidRoute(route: PricedRoute, req: GateRequest, engine: Engine): 
 /** Time an answer needs to leave this process once decided: a write, no further turn of the event loop. */
 const SEND_MARGIN_MS = 2;
 
-/** The caller has given up, or will have by the time the answer reaches it (the deadline is lag-adjusted). */
+/** The caller has given up, or will have by the time the answer reaches it. */
 function tooLate(req: GateRequest, engine: Engine): boolean {
   return engine.now() >= req.deadline - SEND_MARGIN_MS || req.abandoned?.() === true;
 }

@@ -616,7 +616,7 @@ describe('admission under overload', () => {
       const shed = await decide(request(h, { ...headers, deadline: h.clock.now + 500 }), h.engine);
       expect(shed).toMatchObject({ kind: 'deny', reason: 'overloaded', retryAfterSeconds: 1 });
       expect(shed.kind === 'deny' && shed.detail).toMatch(
-        /200 ms are left and a check needs 325 \(event loop 300 ms late, recent checks 0 ms, 10 in progress\)/,
+        /500 ms are left and a check needs 625 \(event loop 300 ms late, recent checks 0 ms, 10 in progress\)/,
       );
       const answer = render(shed, { stripAuthorization: true });
       expect(!answer.allowed && answer.status).toBe(503);
