@@ -110,12 +110,7 @@ export function summaryTable(rows: Summary[]): string {
 }
 
 /** Issue 12's ratios and targets, printed, never asserted. */
-export function ratioLines(
-  batches: readonly Batch[],
-  rows: readonly Summary[],
-  rounds: number,
-  workersSkipped: boolean,
-): string[] {
+export function ratioLines(batches: readonly Batch[], rows: readonly Summary[], rounds: number): string[] {
   const by = (name: string) => rows.find((r) => r.target === name);
   const cpu = (n: string) => by(n)?.serverCpuUsPerCheck;
   const line = (
@@ -140,8 +135,6 @@ export function ratioLines(
   };
   const div = (a?: number, b?: number) => (a === undefined || b === undefined ? undefined : a / b);
   const verify = by(VERIFY_REDIS);
-  const w1 = by('plannt verify workers=1');
-  const w2 = by('plannt verify workers=2');
   return [
     line(
       'verify(Redis) CPU / grpc-js allow-all CPU',
@@ -164,15 +157,8 @@ export function ratioLines(
       (v) => v <= 2,
       perRound(CHALLENGE, VERIFY_REDIS),
     ),
-    workersSkipped
-      ? '  workers 2/1 throughput                         —  (skipped: Plannt has no `workers` option yet)'
-      : line(
-          'workers 2/1 throughput',
-          div(w2?.checksPerSecond, w1?.checksPerSecond),
-          '≥ 1.7',
-          (v) => v >= 1.7,
-          perRound('plannt verify workers=2', 'plannt verify workers=1', (x) => x.report.checksPerSecond),
-        ),
+    // The cluster lives in `plannt serve`, not in this bench's startApp host: bench/workers.ts measures it.
+    '  workers 2/1 throughput                         —  (target ≥ 1.7: see bench/workers.ts)',
     line('verify(Redis) p99 at 25% of peak, ms', div(verify?.p99At25, 1000), '≤ 5', (v) => v <= 5),
     line('verify(Redis) p99 at 50% of peak, ms', div(verify?.p99At50, 1000), '≤ 20', (v) => v <= 20),
     `  ${'verify(Redis) 503s at saturation'.padEnd(44)} ${String(verify?.status503 ?? '—').padStart(6)}  (target 0)`,

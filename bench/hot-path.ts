@@ -5,12 +5,11 @@
  *   npm run bench:hot-path [-- options]      (builds bin/authzbench first: bench/tools/build.sh)
  *
  * Targets: Go allow-all (bench/tools serve), grpc-js allow-all (allow-all-server.ts), Plannt free route,
- * verify with the Redis and with the memory spent-set, challenge (dev backend), and verify with `workers: 1`
- * and `2` when Plannt's config has that option. Per target, rounds alternate the order (A B C …, then
+ * verify with the Redis and with the memory spent-set, challenge (dev backend); scaling with `workers` is
+ * bench/workers.ts's, since the cluster lives in `plannt serve`, not in this startApp host. Per target, rounds alternate the order (A B C …, then
  * reversed): a closed-loop warm-up, then a measured closed-loop batch at saturation giving checks/s and the
  * server's CPU per check (from /proc, the server and its children). Then an open-loop run at 25 % and 50 % of
- * that target's peak gives p50/p99 below saturation. The per-check rows run with the server pinned to one core
- * (taskset) when available; the workers rows do not.
+ * that target's peak gives p50/p99 below saturation. The server is pinned to one core (taskset) when available.
  */
 
 import { execFileSync } from 'node:child_process';
@@ -20,7 +19,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import Redis from 'ioredis';
-import { configSchema } from '../src/config';
 import {
   AUTHZBENCH,
   assertBuilt,
@@ -159,19 +157,6 @@ async function startHost(name: string, kind: Kind, cmd: StartServer, pinIt: bool
     ...(cmd.keyPrefix && kind === 'verify' && cmd.spentSet !== 'memory' && { keyPrefix: cmd.keyPrefix }),
     stop: () => peer.stop({ type: 'stop' }, 'stopped'),
   };
-}
-
-/** Whether Plannt's config schema has the `workers` option (issue 12 adds it; the bench predates it). */
-function hasWorkersOption(): boolean {
-  const minimal = {
-    root_keys: [{ id: 1, key: '00'.repeat(32) }],
-    current_key_id: 1,
-    backend: { kind: 'dev' },
-    spent_set: { kind: 'memory' },
-  };
-  return (
-    configSchema.safeParse(minimal).success && configSchema.safeParse({ ...minimal, workers: 2 }).success
-  );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -345,7 +330,6 @@ async function main(): Promise<void> {
   const redisVersion = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? 'unknown';
   const runPrefix = `plannt:bench:hot:${process.pid}-${randomBytes(4).toString('hex')}:`;
   const rootKeyHex = randomBytes(32).toString('hex');
-  const workers = hasWorkersOption();
   const cpus = os.cpus();
   process.stdout.write(
     `plannt bench: hot path vs allow-all baselines (issue 12)\n` +
@@ -356,13 +340,11 @@ async function main(): Promise<void> {
         .join(' ')}\n` +
       `  load generator ${path.relative(process.cwd(), AUTHZBENCH)}: ${CONNS} HTTP/2 connection(s), ${CONCURRENCY} in flight, ` +
       `${CALLS} calls per batch (+${WARMUP} warm-up; ${FIRST_WARMUP} first), ${ROUNDS} rounds, deadline ${DEADLINE_MS} ms\n` +
-      `  per-check rows: server ${canPin ? `pinned to CPU ${PIN_CORE} with taskset` : 'NOT pinned'}; ` +
-      `workers rows: ${workers ? 'not pinned' : 'skipped, Plannt has no `workers` option yet'}\n`,
+      `  server ${canPin ? `pinned to CPU ${PIN_CORE} with taskset` : 'NOT pinned'}\n`,
   );
 
   const files = requestFiles(rootKeyHex);
   const targets: Target[] = [];
-  const scaling: Target[] = [];
   let failure: unknown;
   const out: string[] = [];
   try {
@@ -372,7 +354,7 @@ async function main(): Promise<void> {
       logLevel: 'silent',
       rootKeyHex,
       redisUrl: REDIS_URL,
-      keyPrefix: `${runPrefix}${targets.length + scaling.length}:`,
+      keyPrefix: `${runPrefix}${targets.length}:`,
       ...extra,
     });
     const go = await startGoAllowAll(canPin ? PIN_CORE : undefined);
@@ -389,14 +371,9 @@ async function main(): Promise<void> {
     targets.push(await startHost(VERIFY_REDIS, 'verify', plannt({}), canPin));
     targets.push(await startHost('plannt verify (memory)', 'verify', plannt({ spentSet: 'memory' }), canPin));
     targets.push(await startHost(CHALLENGE, 'challenge', plannt({}), canPin));
-    if (workers) {
-      for (const n of [1, 2])
-        scaling.push(await startHost(`plannt verify workers=${n}`, 'verify', plannt({ workers: n }), false));
-    }
 
     process.stdout.write(`\n  ${BATCH_HEADER}\n`);
     await rounds(files, targets);
-    if (scaling.length) await rounds(files, scaling);
     if (RATE_SECONDS > 0) {
       for (const t of targets) {
         const peak = summarize(batches, t).checksPerSecond;
@@ -412,11 +389,11 @@ async function main(): Promise<void> {
         }
       }
     }
-    out.push('', ...(await checkSpends(redis, [...targets, ...scaling])));
+    out.push('', ...(await checkSpends(redis, targets)));
   } catch (err) {
     failure = err;
   } finally {
-    for (const t of [...targets, ...scaling]) await t.stop().catch(() => undefined);
+    for (const t of targets) await t.stop().catch(() => undefined);
     const deleted = await deleteKeys(redis, runPrefix).catch(() => -1);
     out.push(`  cleanup: deleted ${deleted} Redis keys under ${runPrefix}`);
     rmSync(files.dir, { recursive: true, force: true });
@@ -425,10 +402,10 @@ async function main(): Promise<void> {
   process.stdout.write(`${out.join('\n')}\n`);
   if (failure) throw failure;
 
-  const rows = [...targets, ...scaling].map((t) => summarize(batches, t));
+  const rows = targets.map((t) => summarize(batches, t));
   process.stdout.write(
     `\n  mean of ${ROUNDS} rounds at saturation (${CONCURRENCY} in flight); open loop at 25 % / 50 % of each target's peak\n` +
-      `${summaryTable(rows)}\n\n${ratioLines(batches, rows, ROUNDS, !workers).join('\n')}\n` +
+      `${summaryTable(rows)}\n\n${ratioLines(batches, rows, ROUNDS).join('\n')}\n` +
       `  load average at the end: ${os
         .loadavg()
         .map((x) => x.toFixed(1))

@@ -51,8 +51,6 @@ export interface StartServer {
   logLevel?: 'silent' | 'info';
   /** Plannt's spent-set; 'redis' (the default) needs redisUrl and keyPrefix. */
   spentSet?: 'redis' | 'memory';
-  /** Plannt's `workers` option, passed through only when set (the option may not exist yet). */
-  workers?: number;
   redisUrl?: string;
   keyPrefix?: string;
   rootKeyHex?: string;

@@ -44,7 +44,6 @@ async function start(cmd: Extract<ServerCommand, { type: 'start' }>): Promise<nu
     spent_set: memory
       ? { kind: 'memory' }
       : { kind: 'redis', redis: { url: cmd.redisUrl, key_prefix: cmd.keyPrefix } },
-    ...(cmd.workers !== undefined && { workers: cmd.workers }),
     routes: [
       {
         id: BENCH_ROUTE.id,
