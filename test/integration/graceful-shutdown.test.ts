@@ -6,16 +6,16 @@
  * (CLIENT PAUSE … WRITE) and the fake LND answers late.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import Redis from 'ioredis';
 import { keyring } from '../../src/l402/keys';
-import { mintMacaroon } from '../../src/l402/mint';
 import { authorizationClient, check } from '../support/envoy-client';
 import { type FakeLnd, startFakeLnd } from '../support/fake-lnd';
+import { paidToken } from '../support/paid-token';
 import { sleep } from '../support/plannt';
 import { type RedisServer, startRedisServer } from '../support/redis-server';
 
@@ -43,19 +43,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function mintToken(): { authorization: string; hash: string } {
-  const keys = keyring([{ id: 7, secret: Buffer.from(ROOT_KEY, 'hex') }], 7);
-  const preimage = randomBytes(32);
-  const hash = createHash('sha256').update(preimage).digest();
-  const terms = {
-    service: 'weather',
-    routeId: 'forecast',
-    priceSats: 10,
-    validUntil: Math.floor(Date.now() / 1000) + 600,
-  };
-  const macaroon = mintMacaroon(hash, terms, keys, 'plannt').toString('base64');
-  return { authorization: `L402 ${macaroon}:${preimage.toString('hex')}`, hash: hash.toString('hex') };
-}
+const KEYRING = keyring([{ id: 7, secret: Buffer.from(ROOT_KEY, 'hex') }], 7);
+const mintToken = () => paidToken(KEYRING);
 
 function startCli(): Promise<{ grpcPort: number; adminPort: number; out: string[] }> {
   const config = path.join(dir, 'plannt.yaml');
@@ -133,7 +122,7 @@ describe('SIGTERM under load', () => {
         const token = mintToken();
         const outcome = await send(client, token.authorization);
         steady.push(outcome);
-        if (outcome === 'allow') allowed.add(token.hash);
+        if (outcome === 'allow') allowed.add(token.paymentHash);
         if (outcome.startsWith('grpc')) break;
       }
     });
@@ -145,7 +134,7 @@ describe('SIGTERM under load', () => {
     fake.setDelayMs(1500);
     const slowTokens = Array.from({ length: 10 }, mintToken);
     const inFlight = [
-      ...slowTokens.map((t) => send(client, t.authorization).then((o) => ({ o, hash: t.hash }))),
+      ...slowTokens.map((t) => send(client, t.authorization).then((o) => ({ o, hash: t.paymentHash }))),
       ...Array.from({ length: 5 }, () => send(client).then((o) => ({ o, hash: '' }))),
     ];
     await sleep(200);

@@ -10,7 +10,7 @@
  * its own token minted beforehand. A CPU-bound overload is not tested here: see docs/security.md.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,8 +18,8 @@ import * as grpc from '@grpc/grpc-js';
 import Redis from 'ioredis';
 import { AuthorizationService } from '../../src/envoy/protos';
 import { keyring } from '../../src/l402/keys';
-import { mintMacaroon } from '../../src/l402/mint';
 import { checkRequest, parseCheckResponse, type RawCheckResponse } from '../support/envoy-client';
+import { paidToken } from '../support/paid-token';
 import { deleteRedisKeys, REDIS_URL, uniqueRedisPrefix } from '../support/plannt';
 import { type RedisProxy, startRedisProxy } from '../support/redis-proxy';
 
@@ -121,14 +121,9 @@ interface Token {
 }
 
 function mintToken(): Token {
-  const preimage = randomBytes(32);
-  const paymentHash = createHash('sha256').update(preimage).digest();
-  const validUntil = Math.floor(Date.now() / 1000) + 600;
-  const terms = { service: 'weather', routeId: 'forecast', priceSats: 10, validUntil };
-  const macaroon = mintMacaroon(paymentHash, terms, keys, 'plannt');
-  const authorization = `L402 ${macaroon.toString('base64')}:${preimage.toString('hex')}`;
+  const { authorization, paymentHash } = paidToken(keys);
   const request = checkRequest({ ...FORECAST, headers: { authorization }, requestId: randomUUID() });
-  return { paymentHash: paymentHash.toString('hex'), bytes: check.requestSerialize(request) };
+  return { paymentHash, bytes: check.requestSerialize(request) };
 }
 
 type Outcome =
@@ -224,10 +219,8 @@ async function overload(
     const due = Math.floor(((now - windowStart) / 1000) * rate);
     for (; sentInWindow < due; sentInWindow++, sent++) {
       // 1 call in 20 replays an allowed token, which must never be allowed again.
-      const replay = sent % 20 === 19 && tally.allowedTokens.length > 0;
-      const token = replay
-        ? tally.allowedTokens[sent % tally.allowedTokens.length]!
-        : (pool.pop() ?? mintToken());
+      const replay = sent % 20 === 19 ? tally.allowedTokens[sent % tally.allowedTokens.length] : undefined;
+      const token = replay ?? pool.pop() ?? mintToken();
       pending.push(send(client, token).then((outcome) => tally.note(token, outcome)));
     }
     await new Promise((resolve) => setTimeout(resolve, 5));

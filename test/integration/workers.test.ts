@@ -4,15 +4,15 @@
  * (readiness fails at once) and exits 0.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AuthorizationClient } from '../../src/envoy/protos';
 import { keyring } from '../../src/l402/keys';
-import { mintMacaroon } from '../../src/l402/mint';
 import { check } from '../support/envoy-client';
+import { paidToken } from '../support/paid-token';
 import {
   deleteRedisKeys,
   metricValue,
@@ -83,26 +83,13 @@ function connection(): grpc.Client {
   return client;
 }
 
-function paidAuthorization(): string {
-  const preimage = randomBytes(32);
-  const paymentHash = createHash('sha256').update(preimage).digest();
-  const terms = {
-    service: 'weather',
-    routeId: 'forecast',
-    priceSats: 10,
-    validUntil: Math.floor(Date.now() / 1000) + 600,
-  };
-  const macaroon = mintMacaroon(paymentHash, terms, KEYS, 'plannt');
-  return `L402 ${macaroon.toString('base64')}:${preimage.toString('hex')}`;
-}
-
 /** Pays-and-checks on `count` fresh connections; resolves with how many were allowed. */
 async function paidChecks(count: number): Promise<number> {
   const results = await Promise.all(
     Array.from({ length: count }, () =>
       check(connection(), {
         ...FORECAST,
-        headers: { authorization: paidAuthorization() },
+        headers: { authorization: paidToken(KEYS).authorization },
         deadlineMs: 10_000,
       }),
     ),
