@@ -3,19 +3,19 @@
  *
  *   npm run build && node dist/bench/redis-memory.js [--entries 1000000] [--rate 400] [--seconds 10]
  *
- * A private redis-server on a free port (never the shared one) is filled with entries exactly as Plannt
- * writes them (redis-spent-set.ts: key = key_prefix + raw 32-byte payment hash, value = a nonce 0-9999,
+ * A private redis-server on a free port (never the shared one) is filled with single-use entries as Plannt
+ * writes them (redis-spent-set.ts: key = key_prefix + the first 16 bytes of the payment hash, value "1",
  * PX ttl, NX), pipelined. Memory per entry = Δ used_memory / entries (INFO memory), cross-checked with
- * MEMORY USAGE on sampled keys. Variants show what the format costs: the previous 8-byte binary nonce, and a 2-byte prefix.
+ * MEMORY USAGE on sampled keys. Variants show what the layout costs: the previous ones kept the whole hash.
  * Token kinds (--consume-entries, default 200,000 tokens each) are written by the adapter's own consume(): a
  * single-use token, a bundle after 3 uses (count as an integer), a paced pass (count|second|uses-in-second).
  * Then Plannt (bench/server-host.js, Redis spent-set on that server) is driven by bench/paths-load.js, open
  * loop at --rate verifies/s: empty set, the same set after --entries spends were added, then empty again.
  */
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { redisSpentSet } from '../src/adapters/redis-spent-set';
+import { redisSpentSet, spentKey } from '../src/adapters/redis-spent-set';
 import type { UseLimit } from '../src/core/ports';
 import { Child } from './ipc';
 import type { PathsLoadCommand, PathsLoadEvent, PathsResult } from './paths-load';
@@ -56,6 +56,7 @@ async function fill(
   redis: RedisProcess,
   count: number,
   prefix: string,
+  hashBytes: number,
   value: () => Buffer | string,
 ): Promise<Buffer[]> {
   const p = Buffer.from(prefix);
@@ -64,7 +65,7 @@ async function fill(
     const batch = Math.min(5000, count - done);
     const pipeline = redis.client.pipeline();
     for (let i = 0; i < batch; i++) {
-      const key = Buffer.concat([p, randomBytes(32)]);
+      const key = Buffer.concat([p, randomBytes(hashBytes)]);
       if (samples.length < 200 && Math.random() < 0.01) samples.push(key);
       pipeline.set(key, value(), 'PX', TTL_MS, 'NX');
     }
@@ -78,12 +79,12 @@ async function measureFill(
   redis: RedisProcess,
   variant: string,
   prefix: string,
-  value: () => Buffer | string,
+  hashBytes: number,
 ): Promise<Fill> {
   await redis.client.flushall();
   const before = await usedMemory(redis);
   const started = Date.now();
-  const samples = await fill(redis, ENTRIES, prefix, value);
+  const samples = await fill(redis, ENTRIES, prefix, hashBytes, () => '1');
   const seconds = (Date.now() - started) / 1000;
   const after = await usedMemory(redis);
   const usages = await Promise.all(samples.map((k) => redis.client.memory('USAGE', k)));
@@ -127,7 +128,7 @@ async function measureConsumes(
         if (results.some((r) => !r.ok)) throw new Error(`${variant}: a use was refused`);
       }
       if (samples.length < 200)
-        samples.push(...batch.slice(0, 10).map((h) => Buffer.concat([Buffer.from(DEFAULT_PREFIX), h])));
+        samples.push(...batch.slice(0, 10).map((h) => spentKey(Buffer.from(DEFAULT_PREFIX), h)));
       done += batch.length;
     }
     const seconds = (Date.now() - started) / 1000;
@@ -161,13 +162,13 @@ async function main(): Promise<void> {
   const server = new Child<ServerCommand, ServerEvent>('plannt', 'server-host.js');
   const load = new Child<PathsLoadCommand, PathsLoadEvent>('load', 'paths-load.js');
   try {
-    const nonce = () => String(randomInt(10_000)); // as redis-spent-set.ts wrote it before counted tokens
     fills.push(
-      await measureFill(redis, `Plannt: prefix "${DEFAULT_PREFIX}", nonce 0-9999`, DEFAULT_PREFIX, nonce),
+      await measureFill(redis, `Plannt: prefix "${DEFAULT_PREFIX}", 16-byte hash`, DEFAULT_PREFIX, 16),
     );
     fills.push(
-      await measureFill(redis, `before: prefix "${LEGACY_PREFIX}", nonce 0-9999`, LEGACY_PREFIX, nonce),
+      await measureFill(redis, `before: prefix "${DEFAULT_PREFIX}", whole hash`, DEFAULT_PREFIX, 32),
     );
+    fills.push(await measureFill(redis, `0.1.0: prefix "${LEGACY_PREFIX}", whole hash`, LEGACY_PREFIX, 32));
     // Token kinds, written by the adapter itself (redis-spent-set.ts consume()), so the format is Plannt's.
     fills.push(
       await measureConsumes(redis, 'consume(): single-use (SET NX "1")', { limit: 1, ttlMs: TTL_MS }, 1),
@@ -230,7 +231,7 @@ async function main(): Promise<void> {
     await run('warm-up (empty)');
     await redis.client.flushall();
     await run('empty spent-set');
-    await fill(redis, ENTRIES, DEFAULT_PREFIX, () => String(randomInt(10_000)));
+    await fill(redis, ENTRIES, DEFAULT_PREFIX, 16, () => '1');
     await run(`${ENTRIES} entries`);
     await redis.client.flushall();
     await run('empty again');

@@ -88,10 +88,11 @@ const redis = z
     master_name: z.string().optional(),
     cluster_nodes: z.array(endpoint).min(1).optional(),
     password: z.string().optional(),
-    // Up to 12 bytes keep the key (prefix, 32-byte hash, SDS's 4) in jemalloc's 48-byte class (docs/benchmarks.md).
+    // Up to 4 bytes keep the key (prefix, 16 bytes of hash, SDS's 4) in jemalloc's 24-byte class (docs/benchmarks.md).
     key_prefix: z.string().max(64).default('p:s:'),
-    // The prefix of a previous version's keys, during an upgrade only (docs/upgrading.md): every use is
-    // counted under both, so pods on either prefix refuse a token the other spent.
+    // The prefix of a previous version's keys (with the whole hash), during an upgrade only (docs/upgrading.md):
+    // every use is counted under both layouts, so old and new pods refuse a token the other spent. It may
+    // equal key_prefix: the keys differ in length.
     legacy_key_prefix: z.string().max(64).optional(),
     command_timeout_ms: z.number().int().positive().default(250),
   })
@@ -99,10 +100,7 @@ const redis = z
   .refine((r) => [r.url, r.sentinels, r.cluster_nodes].filter(Boolean).length === 1, {
     message: 'set exactly one of url, sentinels (with master_name) or cluster_nodes',
   })
-  .refine((r) => !r.sentinels || r.master_name, { message: 'sentinels need master_name' })
-  .refine((r) => r.legacy_key_prefix !== r.key_prefix, {
-    message: 'legacy_key_prefix must differ from key_prefix',
-  });
+  .refine((r) => !r.sentinels || r.master_name, { message: 'sentinels need master_name' });
 
 export const configSchema = z
   .object({

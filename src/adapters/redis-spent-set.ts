@@ -5,7 +5,10 @@
  * count of uses, plus `|<second>|<uses in it>` when a rate bound applies: one key per token (one cluster
  * slot), and an integer below 10,000 is one of Redis's shared objects, so a counted token costs no more
  * memory than a single-use one (docs/benchmarks.md).
- * Keys are the prefix plus the raw 32-byte payment hash (binary-safe, compact).
+ * Keys are the prefix plus the first 16 bytes of the payment hash (binary): the key then fits jemalloc's 24-byte
+ * class, 16 B less per token than the whole hash. Two payments sharing a key needs a 128-bit collision of
+ * SHA-256 over preimages LND chose, and would only cost one of them its uses, never give either more.
+ * `legacyKeyPrefix` keys are the layout of versions before this one: that prefix plus the whole hash.
  * Commands fail fast while Redis is away (no offline queue) so the gate can answer 503 or fall back.
  */
 import { once } from 'node:events';
@@ -19,7 +22,7 @@ import { withTimeout } from './timeout';
  * is full. Refused uses are not counted, so the count never passes the limit. Redis's own clock keys the
  * second, so replicas whose clocks differ share one window. A value it cannot read counts as used up.
  */
-const CONSUME = `
+export const CONSUME_SCRIPT = `
 local v = redis.call('GET', KEYS[1])
 local used, second, inSecond = 0, 0, 0
 if v then
@@ -58,6 +61,11 @@ if used <= 1 then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], (us
 return 1
 `;
 
+/** The key a token's uses are counted under: the prefix and the first 16 bytes of its payment hash. */
+export function spentKey(prefix: Buffer, paymentHash: Buffer): Buffer {
+  return Buffer.concat([prefix, paymentHash.subarray(0, 16)]);
+}
+
 interface ScriptedClient {
   planntConsume(key: Buffer, limit: number, ttlMs: number, perSecond: number): Promise<[number, number]>;
   planntUndo(key: Buffer): Promise<number>;
@@ -71,7 +79,10 @@ export type RedisTarget =
 export interface RedisSpentSetOptions {
   target: RedisTarget;
   keyPrefix: string;
-  /** Also count every use under this prefix, the one pods of the previous version use (docs/upgrading.md). */
+  /**
+   * Also count every use as pods of the previous version do: under this prefix plus the whole payment hash
+   * (docs/upgrading.md). It may equal `keyPrefix`: the two layouts' keys differ in length.
+   */
   legacyKeyPrefix?: string;
   commandTimeoutMs: number;
 }
@@ -81,7 +92,7 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
   // Errors surface per command; without a listener ioredis would log every reconnect attempt as unhandled.
   client.on('error', () => {});
   // EVALSHA, falling back to EVAL once per connection when the script is not cached.
-  client.defineCommand('planntConsume', { numberOfKeys: 1, lua: CONSUME });
+  client.defineCommand('planntConsume', { numberOfKeys: 1, lua: CONSUME_SCRIPT });
   client.defineCommand('planntUndo', { numberOfKeys: 1, lua: UNDO });
   const scripts = client as unknown as ScriptedClient;
   const prefix = Buffer.from(options.keyPrefix, 'utf8');
@@ -96,8 +107,15 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
       : new DependencyUnavailable('spent_set', 'Redis failed', { cause: err });
   };
 
+  const keyOf = (paymentHash: Buffer) => spentKey(prefix, paymentHash);
   const legacy =
     options.legacyKeyPrefix === undefined ? undefined : Buffer.from(options.legacyKeyPrefix, 'utf8');
+  const legacyKeyOf = (paymentHash: Buffer) => legacy && Buffer.concat([legacy, paymentHash]);
+  /** Every key a use of this token is counted under. */
+  const keysOf = (paymentHash: Buffer) => {
+    const legacyKey = legacyKeyOf(paymentHash);
+    return legacyKey ? [legacyKey, keyOf(paymentHash)] : [keyOf(paymentHash)];
+  };
 
   // One use under one key.
   const count = (key: Buffer, use: UseLimit, ttlMs: number): Promise<Consumption> =>
@@ -119,10 +137,9 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
   return {
     name: 'redis',
     async consume(paymentHash, use, timeoutMs = ms) {
-      const key = Buffer.concat([prefix, paymentHash]);
+      const key = keyOf(paymentHash);
       const ttlMs = Math.ceil(use.ttlMs);
-      const legacyKey = legacy && Buffer.concat([legacy, paymentHash]);
-      const counted = legacyKey ? [legacyKey, key] : [key];
+      const legacyKey = legacyKeyOf(paymentHash);
       // During an upgrade the legacy key decides first, as the old pods' only key; the use must then count
       // under the new key too (pods that dropped the legacy prefix count only there), or it is undone.
       const attempt: Promise<Consumption> = legacyKey
@@ -145,7 +162,7 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
         // that use, so a paid token never loses a use its holder was not served.
         attempt.then(
           (result) => {
-            if (result.ok) void undo(counted);
+            if (result.ok) void undo(keysOf(paymentHash));
           },
           () => {},
         );
@@ -153,8 +170,8 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
       }
     },
     async refund(paymentHash) {
-      const key = Buffer.concat([prefix, paymentHash]);
-      await withTimeout(scripts.planntUndo(key), ms, timedOut()).catch(failed);
+      const undone = Promise.all(keysOf(paymentHash).map((key) => scripts.planntUndo(key)));
+      await withTimeout(undone, ms, timedOut()).catch(failed);
     },
     async probe() {
       // Right after start the connection may still be opening: give it the timeout to get there.

@@ -16,7 +16,7 @@ import { keyring } from '../../src/l402/keys';
 import { authorizationClient, check } from '../support/envoy-client';
 import { type FakeLnd, startFakeLnd } from '../support/fake-lnd';
 import { paidToken } from '../support/paid-token';
-import { sleep } from '../support/plannt';
+import { sleep, spentKey } from '../support/plannt';
 import { type RedisServer, startRedisServer } from '../support/redis-server';
 
 // The compiled CLI, as an operator runs it; `npm test` builds before jest runs.
@@ -174,7 +174,7 @@ describe('SIGTERM under load', () => {
     const r = new Redis(redis.url, { maxRetriesPerRequest: 1 });
     try {
       expect(await r.dbsize()).toBe(allowed.size);
-      const keys = [...allowed].map((h) => Buffer.concat([Buffer.from(PREFIX), Buffer.from(h, 'hex')]));
+      const keys = [...allowed].map((h) => spentKey(PREFIX, h));
       expect(await r.exists(...keys)).toBe(allowed.size);
     } finally {
       r.disconnect();

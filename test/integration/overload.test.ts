@@ -20,7 +20,7 @@ import { AuthorizationService } from '../../src/envoy/protos';
 import { keyring } from '../../src/l402/keys';
 import { checkRequest, parseCheckResponse, type RawCheckResponse } from '../support/envoy-client';
 import { paidToken } from '../support/paid-token';
-import { deleteRedisKeys, REDIS_URL, uniqueRedisPrefix } from '../support/plannt';
+import { deleteRedisKeys, REDIS_URL, spentKey, uniqueRedisPrefix } from '../support/plannt';
 import { type RedisProxy, startRedisProxy } from '../support/redis-proxy';
 
 jest.setTimeout(180_000);
@@ -247,7 +247,7 @@ async function spentKeys(prefix: string): Promise<Set<string>> {
     let cursor = '0';
     do {
       const [next, keys] = await redis.scanBuffer(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      for (const key of keys) found.add(key.subarray(Buffer.byteLength(prefix)).toString('hex'));
+      for (const key of keys) found.add(key.toString('hex'));
       cursor = next.toString();
     } while (cursor !== '0');
   } finally {
@@ -259,6 +259,7 @@ async function spentKeys(prefix: string): Promise<Set<string>> {
 /** The promises every overload keeps, as one object so a failure shows them all. */
 async function verdict(tally: Tally, prefix: string, recoveredMs: number) {
   const spent = await spentKeys(prefix);
+  const keyOf = (hash: string) => spentKey(prefix, hash).toString('hex');
   return {
     // Every call got a decision before its deadline: no gRPC error (DEADLINE_EXCEEDED or any other).
     grpcErrors: [...tally.errors],
@@ -266,9 +267,9 @@ async function verdict(tally: Tally, prefix: string, recoveredMs: number) {
     withoutRetryAfter: tally.unpaced503,
     // Served but not paid: no token allowed twice, and every allow was counted.
     allowedTwice: [...tally.allowed.values()].filter((n) => n > 1).length,
-    allowedNotCounted: [...tally.allowed.keys()].filter((hash) => !spent.has(hash)).length,
+    allowedNotCounted: [...tally.allowed.keys()].filter((hash) => !spent.has(keyOf(hash))).length,
     // Paid but not served: every counted use is a use the client was allowed.
-    paidNotServed: [...spent].filter((hash) => !tally.allowed.has(hash)).length,
+    paidNotServed: spent.size - [...tally.allowed.keys()].filter((hash) => spent.has(keyOf(hash))).length,
     recoveredWithinASecond: recoveredMs < 1000,
   };
 }

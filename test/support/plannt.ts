@@ -104,6 +104,12 @@ export function uniqueRedisPrefix(): string {
   return `plannt-test:${randomBytes(6).toString('hex')}:`;
 }
 
+/** The Redis key Plannt counts a token's uses under (redis-spent-set.ts): the prefix and 16 bytes of the hash. */
+export function spentKey(prefix: string, paymentHash: string | Buffer): Buffer {
+  const hash = typeof paymentHash === 'string' ? Buffer.from(paymentHash, 'hex') : paymentHash;
+  return Buffer.concat([Buffer.from(prefix), hash.subarray(0, 16)]);
+}
+
 /** Removes the spent entries a test run left under its key prefix. */
 export async function deleteRedisKeys(prefix: string, url = REDIS_URL): Promise<void> {
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
