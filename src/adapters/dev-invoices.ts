@@ -5,11 +5,12 @@
  * Never for production: the preimages live in this process, so anyone who can reach /dev/pay gets access.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import bolt11 from 'bolt11';
 import { LRUCache } from 'lru-cache';
 import type { InvoiceBackend, NewInvoice, Settlement } from '../core/ports';
+import { signedInvoice } from './bolt11-invoice';
 
-const REGTEST = { bech32: 'bcrt', pubKeyHash: 0x6f, scriptHash: 0xc4, validWitnessVersions: [0, 1] };
+/** BOLT11's default min_final_cltv_expiry, which the bolt11 package added to every invoice. */
+const MIN_FINAL_CLTV_EXPIRY = 9;
 
 export interface DevInvoiceBackend extends InvoiceBackend {
   /** The preimage of an unexpired invoice this backend issued, as a payer would learn it; undefined otherwise. */
@@ -17,7 +18,7 @@ export interface DevInvoiceBackend extends InvoiceBackend {
 }
 
 export function devInvoiceBackend(maxInvoices = 100_000): DevInvoiceBackend {
-  const nodeKey = randomBytes(32).toString('hex');
+  const nodeKey = randomBytes(32);
   const invoices = new LRUCache<string, { preimage: Buffer; settlement: Settlement; paid: boolean }>({
     max: maxInvoices,
     ttlAutopurge: false,
@@ -30,19 +31,19 @@ export function devInvoiceBackend(maxInvoices = 100_000): DevInvoiceBackend {
       const preimage = randomBytes(32);
       const paymentHash = createHash('sha256').update(preimage).digest();
       const timestamp = Math.floor(Date.now() / 1000);
-      const unsigned = bolt11.encode({
-        network: REGTEST,
-        satoshis: amountSats,
-        timestamp,
-        tags: [
-          { tagName: 'payment_hash', data: paymentHash.toString('hex') },
-          { tagName: 'payment_secret', data: randomBytes(32).toString('hex') },
-          { tagName: 'description', data: memo },
-          { tagName: 'expire_time', data: expirySeconds },
-        ],
-      });
-      const paymentRequest = bolt11.sign(unsigned, nodeKey).paymentRequest;
-      if (!paymentRequest) throw new Error('bolt11 did not sign the invoice');
+      const paymentRequest = signedInvoice(
+        {
+          network: 'bcrt',
+          sats: amountSats,
+          timestamp,
+          paymentHash,
+          paymentSecret: randomBytes(32),
+          description: memo,
+          expirySeconds,
+          minFinalCltvExpiry: MIN_FINAL_CLTV_EXPIRY,
+        },
+        nodeKey,
+      );
       const settlement = { sats: amountSats, memo };
       invoices.set(paymentRequest, { preimage, settlement, paid: false }, { ttl: expirySeconds * 1000 });
       return { paymentRequest, paymentHash, expiresAt: new Date((timestamp + expirySeconds) * 1000) };
