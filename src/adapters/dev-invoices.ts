@@ -4,9 +4,10 @@
  * such payment of an invoice is reported as a settlement, as LND's invoice stream would.
  * Never for production: the preimages live in this process, so anyone who can reach /dev/pay gets access.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { InvoiceBackend, NewInvoice, Settlement } from '../core/ports';
+import { sha256 } from '../l402/hmac';
 import { signedInvoice } from './bolt11-invoice';
 
 /** BOLT11's default min_final_cltv_expiry, which the bolt11 package added to every invoice. */
@@ -28,8 +29,10 @@ export function devInvoiceBackend(maxInvoices = 100_000): DevInvoiceBackend {
   return {
     name: 'dev',
     async createInvoice(amountSats, memo, expirySeconds): Promise<NewInvoice> {
-      const preimage = randomBytes(32);
-      const paymentHash = createHash('sha256').update(preimage).digest();
+      // One draw for the preimage and the payment secret: each call to the generator costs more than its bytes.
+      const random = randomBytes(64);
+      const preimage = random.subarray(0, 32);
+      const paymentHash = sha256(preimage);
       const timestamp = Math.floor(Date.now() / 1000);
       const paymentRequest = signedInvoice(
         {
@@ -37,7 +40,7 @@ export function devInvoiceBackend(maxInvoices = 100_000): DevInvoiceBackend {
           sats: amountSats,
           timestamp,
           paymentHash,
-          paymentSecret: randomBytes(32),
+          paymentSecret: random.subarray(32),
           description: memo,
           expirySeconds,
           minFinalCltvExpiry: MIN_FINAL_CLTV_EXPIRY,
