@@ -52,6 +52,7 @@ import {
   type StartServer,
 } from './protocol';
 import { countKeys, deleteKeys } from './redis-keys';
+import { startRedisProcess } from './redis-process';
 
 const USAGE = `usage: npm run bench:hot-path -- [options]
   --calls N         measured calls per closed-loop batch (default 10000; challenge batches: a quarter)
@@ -63,7 +64,7 @@ const USAGE = `usage: npm run bench:hot-path -- [options]
   --deadline-ms MS  per-call gRPC deadline (default 1000)
   --conns N         HTTP/2 connections of the load generator (default 1, as one Envoy worker)
   --no-pin          do not pin the servers of the per-check rows to one core
-  --redis-url URL   (default redis://127.0.0.1:6379)
+  --redis-url URL   an existing Redis (default: a private redis-server, pinned off the servers' core when they are)
   --json FILE       also write every figure as JSON to FILE`;
 
 const { values: args } = parseArgs({
@@ -77,7 +78,7 @@ const { values: args } = parseArgs({
     'deadline-ms': { type: 'string', default: '1000' },
     conns: { type: 'string', default: '1' },
     'no-pin': { type: 'boolean', default: false },
-    'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' },
+    'redis-url': { type: 'string' },
     json: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -99,7 +100,6 @@ const ROUNDS = int('rounds', args.rounds, 1);
 const RATE_SECONDS = int('rate-seconds', args['rate-seconds'], 0);
 const DEADLINE_MS = int('deadline-ms', args['deadline-ms'], 1);
 const CONNS = int('conns', args.conns, 1);
-const REDIS_URL = args['redis-url'] ?? 'redis://127.0.0.1:6379';
 /** Distinct requests in a reusable file (allow-all, free, challenge), sent in turn. */
 const POOL = 1000;
 
@@ -323,6 +323,10 @@ async function checkSpends(redis: Redis, targets: Target[]): Promise<string[]> {
 
 async function main(): Promise<void> {
   assertBuilt();
+  // Redis runs beside Plannt, not on its core, as in production: sharing the core, each would wait for the
+  // other's time slice, and the tail would be the scheduler's.
+  const privateRedis = args['redis-url'] ? undefined : await startRedisProcess(canPin ? 0 : undefined);
+  const REDIS_URL = args['redis-url'] ?? privateRedis?.url ?? '';
   const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis.connect().catch((err: unknown) => {
     throw new Error(`Redis is not reachable at ${REDIS_URL}: ${String(err)}`);
@@ -340,7 +344,8 @@ async function main(): Promise<void> {
         .join(' ')}\n` +
       `  load generator ${path.relative(process.cwd(), AUTHZBENCH)}: ${CONNS} HTTP/2 connection(s), ${CONCURRENCY} in flight, ` +
       `${CALLS} calls per batch (+${WARMUP} warm-up; ${FIRST_WARMUP} first), ${ROUNDS} rounds, deadline ${DEADLINE_MS} ms\n` +
-      `  server ${canPin ? `pinned to CPU ${PIN_CORE} with taskset` : 'NOT pinned'}\n`,
+      `  server ${canPin ? `pinned to CPU ${PIN_CORE} with taskset` : 'NOT pinned'}; ` +
+      `redis ${privateRedis ? `private${canPin ? ', pinned to CPU 0' : ''}` : REDIS_URL}\n`,
   );
 
   const files = requestFiles(rootKeyHex);
@@ -398,6 +403,7 @@ async function main(): Promise<void> {
     out.push(`  cleanup: deleted ${deleted} Redis keys under ${runPrefix}`);
     rmSync(files.dir, { recursive: true, force: true });
     await redis.quit().catch(() => redis.disconnect());
+    await privateRedis?.stop();
   }
   process.stdout.write(`${out.join('\n')}\n`);
   if (failure) throw failure;

@@ -24,14 +24,26 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startRedisProcess(): Promise<RedisProcess> {
+/** `core`: run it on that CPU only (taskset), off the core a measured server has. */
+export async function startRedisProcess(core?: number): Promise<RedisProcess> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'plannt-bench-redis-'));
-  const child: ChildProcess = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-    { stdio: 'ignore' },
-  );
+  const argv = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+  ];
+  const child: ChildProcess =
+    core === undefined
+      ? spawn('redis-server', argv, { stdio: 'ignore' })
+      : spawn('taskset', ['-c', String(core), 'redis-server', ...argv], { stdio: 'ignore' });
   const spawnError = new Promise<never>((_, reject) =>
     child.once('error', (err) =>
       reject(new Error(`cannot run redis-server (apt-get install -y redis-server): ${err.message}`)),
