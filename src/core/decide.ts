@@ -216,9 +216,17 @@ async function paidRoute(route: PricedRoute, req: GateRequest, engine: Engine): 
 /** Time an answer needs to leave this process once decided: a write, no further turn of the event loop. */
 const SEND_MARGIN_MS = 2;
 
-/** The caller has given up, or will have by the time the answer reaches it. */
+/**
+ * The caller has given up, or will have by the time the answer reaches it. The deadline was counted from when
+ * the request was read: behind a lagging event loop it may have waited unread about one lag, and its answer
+ * waits about one more to be written, so with paid checks queued an answer needs twice the lag before the
+ * deadline. (A lone check is not judged by the lag: a stall before it arrived did not delay it.)
+ */
 function tooLate(req: GateRequest, engine: Engine): boolean {
-  return engine.now() >= req.deadline - SEND_MARGIN_MS || req.abandoned?.() === true;
+  if (req.abandoned?.() === true) return true;
+  const queued = engine.admission?.inFlight?.inFlight ?? 0;
+  const lagMs = queued >= MIN_QUEUED_TO_SHED ? (engine.admission?.lagMs?.() ?? 0) : 0;
+  return engine.now() >= req.deadline - Math.max(SEND_MARGIN_MS, 2 * lagMs);
 }
 
 /** The use was counted but its allow would reach no one: give it back, so the payment still buys it. */

@@ -530,20 +530,20 @@ describe('the deadline', () => {
 const paymentHashOf = (authorization: string): Buffer =>
   sha256(Buffer.from(authorization.slice(authorization.lastIndexOf(':') + 1), 'hex'));
 
-describe('an answer that would arrive after the caller gave up', () => {
-  /** A spent set whose reply comes back once `advanceMs` have passed on the engine's clock. */
-  function slowSpend(h: Harness, advanceMs: number): void {
-    const consume = h.engine.spentSet.consume.bind(h.engine.spentSet);
-    h.engine.spentSet = {
-      ...h.engine.spentSet,
-      consume: async (hash, use, timeoutMs) => {
-        const result = await consume(hash, use, timeoutMs);
-        h.clock.now += advanceMs;
-        return result;
-      },
-    };
-  }
+/** A spent set whose reply comes back once `advanceMs` have passed on the engine's clock. */
+function slowSpend(h: Harness, advanceMs: number): void {
+  const consume = h.engine.spentSet.consume.bind(h.engine.spentSet);
+  h.engine.spentSet = {
+    ...h.engine.spentSet,
+    consume: async (hash, use, timeoutMs) => {
+      const result = await consume(hash, use, timeoutMs);
+      h.clock.now += advanceMs;
+      return result;
+    },
+  };
+}
 
+describe('an answer that would arrive after the caller gave up', () => {
   it('gives the use back when the spend returns after the deadline, and the token still buys its request', async () => {
     const h = harness();
     const authorization = await buy(h);
@@ -639,6 +639,27 @@ describe('admission under overload', () => {
     const authorization = await buy(h);
     loaded(h, 300, 0);
     const decision = await decide(request(h, { authorization, deadline: h.clock.now + 500 }), h.engine);
+    expect(decision).toMatchObject({ kind: 'allow', reason: 'paid' });
+  });
+
+  it('gives the use back when the answer is ready within twice the lag of the deadline, with checks queued', async () => {
+    const h = harness();
+    const authorization = await buy(h);
+    loaded(h, 30, 10);
+    // Admitted with 1,000 ms left; the spend's reply comes 40 ms before the deadline: the request may have
+    // waited one lag unread, and its answer waits one more to be written.
+    slowSpend(h, 960);
+    const late = await decide(request(h, { authorization, deadline: h.clock.now + 1000 }), h.engine);
+    expect(late).toMatchObject({ kind: 'deny', reason: 'deadline_exceeded', retryAfterSeconds: RETRY_AFTER });
+    expect(h.spent.usedBy(paymentHashOf(authorization))).toBe(0);
+  });
+
+  it('serves that answer for a lone check: a lag with nothing queued did not delay it', async () => {
+    const h = harness();
+    const authorization = await buy(h);
+    loaded(h, 30, 0);
+    slowSpend(h, 960);
+    const decision = await decide(request(h, { authorization, deadline: h.clock.now + 1000 }), h.engine);
     expect(decision).toMatchObject({ kind: 'allow', reason: 'paid' });
   });
 
