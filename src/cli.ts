@@ -9,7 +9,6 @@ import { startApp } from './app';
 import { type Config, ConfigError, loadConfigFile, parseConfig } from './config';
 import { watchConfig } from './config-reload';
 import { embeddedDefault } from './default-config';
-import { AuthorizationClient } from './envoy/protos';
 import { inspectToken } from './l402/inspect';
 import { createLogger, type Logger } from './logger';
 import { superviseWorkers } from './supervisor';
@@ -113,6 +112,8 @@ program
       const context = Object.fromEntries(
         opts.context.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]),
       );
+      // Loaded here, not at the top: `serve` does not need the Envoy protos.
+      const { AuthorizationClient } = await import('./envoy/protos');
       const client = new AuthorizationClient(opts.server, grpc.credentials.createInsecure());
       const request = {
         attributes: {

@@ -4,7 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { type RenderOptions, render } from '../core/response';
-import { AuthorizationService, HealthService } from '../envoy/protos';
+import { HealthService } from '../envoy/health-service';
 import type { Gate } from '../gate';
 import type { Logger } from '../logger';
 import { MalformedCheckRequest, readCheckRequest } from './check-request-codec';
@@ -57,7 +57,7 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
   // Dependency outages do not make the pod unready (server/readiness.ts): only draining does.
   const servingStatus = () => (draining ? NOT_SERVING : SERVING);
 
-  server.addService(rawCheck(AuthorizationService), {
+  server.addService(RAW_AUTHORIZATION_SERVICE, {
     Check(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
       const bytes = call.request;
       if (bytes.length > MAX_CHECK_BYTES) {
@@ -153,12 +153,20 @@ const MAX_TRANSPORT_BYTES = 64 * 1024 * 1024;
  * Check passes bytes through: readCheckRequest decodes the few fields Plannt reads, and encodeCheckResponse
  * writes the answer.
  */
-function rawCheck(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
-  const check = service.Check;
-  if (!check) throw new Error('the Authorization service has no Check method');
-  const bytes = (raw: Buffer) => raw;
-  return { ...service, Check: { ...check, requestDeserialize: bytes, responseSerialize: bytes } };
-}
+const raw = (bytes: Buffer) => bytes;
+
+/** envoy.service.auth.v3.Authorization with Check on raw bytes, which the codecs read and write. */
+export const RAW_AUTHORIZATION_SERVICE: grpc.ServiceDefinition = {
+  Check: {
+    path: '/envoy.service.auth.v3.Authorization/Check',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: raw,
+    requestDeserialize: raw,
+    responseSerialize: raw,
+    responseDeserialize: raw,
+  },
+};
 
 /**
  * Envoy cancels each ext_authz call it stops waiting for with a RST_STREAM. Node's HTTP/2 rapid-reset guard

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { HealthService as ServerHealthService } from '../../src/envoy/health-service';
 import {
   AuthorizationClient,
   AuthorizationService,
@@ -7,6 +8,7 @@ import {
   HealthService,
   PROTO_DIR,
 } from '../../src/envoy/protos';
+import { RAW_AUTHORIZATION_SERVICE } from '../../src/server/grpc-server';
 
 describe('vendored protos', () => {
   it('resolves the proto dir at the package root', () => {
@@ -14,6 +16,18 @@ describe('vendored protos', () => {
     expect(existsSync(path.join(PROTO_DIR, 'envoy/service/auth/v3/external_auth.proto'))).toBe(true);
     // Well-known types come from protobufjs, not the vendored tree.
     expect(existsSync(path.join(PROTO_DIR, 'google/protobuf'))).toBe(false);
+  });
+
+  it('serves Check at the proto’s path, and health from health.proto alone', () => {
+    const check = AuthorizationService.Check;
+    expect(RAW_AUTHORIZATION_SERVICE.Check).toMatchObject({
+      path: check?.path,
+      requestStream: check?.requestStream,
+      responseStream: check?.responseStream,
+    });
+    expect(Object.keys(ServerHealthService).sort()).toEqual(Object.keys(HealthService).sort());
+    for (const [name, method] of Object.entries(HealthService))
+      expect(ServerHealthService[name]?.path).toBe(method.path);
   });
 
   it('exposes envoy.service.auth.v3.Authorization/Check', () => {
