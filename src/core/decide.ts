@@ -95,6 +95,14 @@ async function enforce(req: GateRequest, engine: Engine): Promise<Decision> {
   }
   const { route } = resolution;
   if (route.priceSats === 0) return { kind: 'allow', reason: 'free', route };
+  // Work for a caller that is gone only delays the callers still waiting (the overloaded process's worst habit).
+  if (req.abandoned?.() === true)
+    return {
+      kind: 'deny',
+      reason: 'deadline_exceeded',
+      route,
+      detail: 'the caller gave up before the check began',
+    };
   const late = lateReason(req, engine);
   if (late) return overloaded(route, late);
   const inFlight = engine.admission?.inFlight;

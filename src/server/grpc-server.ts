@@ -83,8 +83,11 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
       // Envoy cancels at its deadline: a use counted for a cancelled call is given back (core/decide.ts).
       request.abandoned = () => call.cancelled;
       options.gate.check(request, requestId).then(
-        (decision) =>
-          callback(null, encodeCheckResponse(render(decision, options.render, { grpc: downstreamGrpc }))),
+        (decision) => {
+          // grpc-js drops an answer to a cancelled call: do not spend the CPU encoding it.
+          if (call.cancelled) return;
+          callback(null, encodeCheckResponse(render(decision, options.render, { grpc: downstreamGrpc })));
+        },
         // The gate never rejects; this is a last guard against a crash, still failing closed.
         (err: unknown) => {
           options.logger.error({ err }, 'check failed');

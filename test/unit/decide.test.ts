@@ -579,6 +579,19 @@ describe('an answer that would arrive after the caller gave up', () => {
     expect(h.spent.usedBy(paymentHashOf(authorization))).toBe(0);
   });
 
+  it('does no work for a caller already gone: no verification, no spend, no invoice', async () => {
+    const h = harness();
+    const authorization = await buy(h);
+    const invoicesBefore = h.invoiceCalls.length;
+    for (const headers of [{ authorization }, {}]) {
+      const gone = await decide(request(h, { ...headers, abandoned: () => true }), h.engine);
+      expect(gone).toMatchObject({ kind: 'deny', reason: 'deadline_exceeded' });
+      expect(gone.kind === 'deny' && gone.detail).toMatch(/gave up before the check began/);
+    }
+    expect(h.spendCalls).toHaveLength(0);
+    expect(h.invoiceCalls).toHaveLength(invoicesBefore);
+  });
+
   it('gives back one use of a bundle, not the whole count', async () => {
     const h = harness({ routes: { ...ROUTES, rules: [rule('forecast', '/v1/forecast', 10, { uses: 3 })] } });
     const authorization = await buy(h);
