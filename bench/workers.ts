@@ -6,8 +6,8 @@
  *     [--calls 60000] [--concurrency 64] [--connections 8] [--node-options "--max-semi-space-size=2"]
  *
  * Each run starts the CLI as a pod does (its own process tree, a private redis-server spent-set, log level
- * info to a file) and drives it closed loop with the Go load generator (bin/authzbench: < 1 µs of CPU per
- * call, so the servers have the cores), each check a freshly minted paid token. Runs alternate between the
+ * info to a file) and drives it closed loop with the Go load generator (bin/authzbench: ~40 µs of CPU a
+ * call, a fraction of grpc-js clients'), each check a freshly minted paid token. Runs alternate between the
  * worker counts, round after round, so a change in the machine's other load touches both alike.
  */
 import { type ChildProcess, spawn } from 'node:child_process';

@@ -380,10 +380,16 @@ describe('on a real Prometheus scraping Plannt', () => {
   });
 
   it('blames the challenge path, not verify, for the slow checks', async () => {
-    const burning = (await firing()).filter(
-      (a) => a.labels.alertname === 'PlanntLatencySLOBurnFast' && a.labels.job === DEGRADED,
-    );
-    expect(burning.map((a) => a.labels.path)).toContain('challenge');
+    // On a busy machine verify checks miss their 25 ms target too, and that alert may be the one that fired
+    // first (beforeAll waits for each alert name, not each path): wait for the challenge path's, bounded.
+    const challengeBurning = async () =>
+      (await firing()).some(
+        (a) =>
+          a.labels.alertname === 'PlanntLatencySLOBurnFast' &&
+          a.labels.job === DEGRADED &&
+          a.labels.path === 'challenge',
+      );
+    expect(await waitFor(challengeBurning, 30_000, 500)).toBe(true);
   });
 
   it.each(
