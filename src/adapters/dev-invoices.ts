@@ -4,10 +4,9 @@
  * such payment of an invoice is reported as a settlement, as LND's invoice stream would.
  * Never for production: the preimages live in this process, so anyone who can reach /dev/pay gets access.
  */
-import { randomBytes } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
 import type { InvoiceBackend, NewInvoice, Settlement } from '../core/ports';
 import { sha256 } from '../l402/hmac';
+import { randomBytes } from '../l402/random';
 import { signedInvoice } from './bolt11-invoice';
 
 /** BOLT11's default min_final_cltv_expiry, which the bolt11 package added to every invoice. */
@@ -18,18 +17,22 @@ export interface DevInvoiceBackend extends InvoiceBackend {
   pay(paymentRequest: string): Buffer | undefined;
 }
 
+interface DevInvoice {
+  preimage: Buffer;
+  settlement: Settlement;
+  paid: boolean;
+  expiresAtMs: number;
+}
+
 export function devInvoiceBackend(maxInvoices = 100_000): DevInvoiceBackend {
   const nodeKey = randomBytes(32);
-  const invoices = new LRUCache<string, { preimage: Buffer; settlement: Settlement; paid: boolean }>({
-    max: maxInvoices,
-    ttlAutopurge: false,
-  });
+  // Insertion order (a Map keeps it): past `maxInvoices` the oldest invoice is forgotten.
+  const invoices = new Map<string, DevInvoice>();
   const watchers = new Set<(settlement: Settlement) => void>();
 
   return {
     name: 'dev',
     async createInvoice(amountSats, memo, expirySeconds): Promise<NewInvoice> {
-      // One draw for the preimage and the payment secret: each call to the generator costs more than its bytes.
       const random = randomBytes(64);
       const preimage = random.subarray(0, 32);
       const paymentHash = sha256(preimage);
@@ -48,16 +51,19 @@ export function devInvoiceBackend(maxInvoices = 100_000): DevInvoiceBackend {
         nodeKey,
       );
       const settlement = { sats: amountSats, memo };
-      invoices.set(paymentRequest, { preimage, settlement, paid: false }, { ttl: expirySeconds * 1000 });
-      return { paymentRequest, paymentHash, expiresAt: new Date((timestamp + expirySeconds) * 1000) };
+      if (invoices.size >= maxInvoices) invoices.delete(invoices.keys().next().value as string);
+      const expiresAtMs = (timestamp + expirySeconds) * 1000;
+      invoices.set(paymentRequest, { preimage, settlement, paid: false, expiresAtMs });
+      return { paymentRequest, paymentHash, expiresAt: new Date(expiresAtMs) };
     },
     pay(paymentRequest) {
       const invoice = invoices.get(paymentRequest);
-      if (invoice && !invoice.paid) {
+      if (!invoice || invoice.expiresAtMs <= Date.now()) return undefined;
+      if (!invoice.paid) {
         invoice.paid = true;
         for (const watcher of watchers) watcher(invoice.settlement);
       }
-      return invoice?.preimage;
+      return invoice.preimage;
     },
     watchSettlements(onSettled) {
       watchers.add(onSettled);

@@ -3,7 +3,7 @@
  * uint16 big-endian version (0) | payment_hash (32) | token_id (32) = 66 bytes.
  * Plannt puts the id of the signing root key in the first 4 bytes of token_id so keys can rotate.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from './random';
 
 export const IDENTIFIER_LENGTH = 66;
 export const HASH_LENGTH = 32;

@@ -1,9 +1,10 @@
 /** Mints a Plannt token: a macaroon bound to an invoice's payment hash and to the route and price paid for. */
-import { randomBytes } from 'node:crypto';
+
 import { caveatsFor, formatCaveat, type MintedTerms } from './caveats';
 import { encodeIdentifier, newTokenId } from './identifier';
 import { type Keyring, macaroonRootKey } from './keys';
 import { encodeMacaroon, sign } from './macaroon';
+import { randomBytes } from './random';
 
 export function mintMacaroon(
   paymentHash: Buffer,
