@@ -1,8 +1,9 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { waitForLine } from '../support/plannt-process';
 
 // These run the compiled CLI, as an operator would; `npm test` builds before jest runs.
 const CLI = path.join(__dirname, '../../dist/src/cli.js');
@@ -24,21 +25,6 @@ spent_set: { kind: memory }
 drain_seconds: 0
 routes: [{ id: r, service: svc, price_sats: 3, path: { prefix: /paid } }]
 `;
-
-function waitForLine(child: ChildProcess, pattern: RegExp): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`no line matching ${pattern} in: ${out}`)), 10_000);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const line = out.split('\n').find((l) => pattern.test(l));
-      if (line) {
-        clearTimeout(timer);
-        resolve(line);
-      }
-    });
-  });
-}
 
 describe('plannt serve', () => {
   test('stops startup with exit code 78 and names the bad field', () => {

@@ -13,6 +13,7 @@ import { decodeIdentifier, keyIdOf } from '../../src/l402/identifier';
 import { decodeMacaroon } from '../../src/l402/macaroon';
 import { authorizationClient, check } from '../support/envoy-client';
 import { metricValue, waitFor } from '../support/plannt';
+import { startedPorts } from '../support/plannt-process';
 
 const CLI = path.join(__dirname, '../../dist/src/cli.js');
 const dir = mkdtempSync(path.join(tmpdir(), 'plannt-reload-'));
@@ -53,8 +54,7 @@ beforeAll(async () => {
   child.stderr?.on('data', (c: Buffer) => {
     output += c.toString();
   });
-  expect(await waitFor(async () => output.includes('plannt started'), 15_000)).toBe(true);
-  const started = JSON.parse(output.split('\n').find((l) => l.includes('plannt started')) ?? '{}');
+  const started = await startedPorts(child, 15_000);
   adminPort = started.admin_port;
   client = authorizationClient(started.grpc_port);
 });

@@ -13,6 +13,7 @@ import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { authorizationClient, check, healthCheck, healthClient } from '../support/envoy-client';
 import { waitFor } from '../support/plannt';
+import { startedPorts } from '../support/plannt-process';
 
 const CLI = path.join(__dirname, '../../dist/src/cli.js');
 const DRAIN_SECONDS = 4;
@@ -32,7 +33,7 @@ interface Ports {
   admin: number;
 }
 
-function startCli(): Promise<Ports> {
+async function startCli(): Promise<Ports> {
   const config = path.join(dir, 'plannt.yaml');
   writeFileSync(
     config,
@@ -52,19 +53,8 @@ shutdown_grace_ms: 2000
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child = proc;
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`plannt did not start: ${out}`)), 20_000);
-    proc.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const line = out.split('\n').find((l) => l.includes('plannt started'));
-      if (line) {
-        clearTimeout(timer);
-        const p = JSON.parse(line) as { grpc_port: number; http_port: number; admin_port: number };
-        resolve({ grpc: p.grpc_port, http: p.http_port, admin: p.admin_port });
-      }
-    });
-  });
+  const started = await startedPorts(proc, 20_000);
+  return { grpc: started.grpc_port, http: started.http_port, admin: started.admin_port };
 }
 
 interface Reply {

@@ -17,6 +17,7 @@ import { authorizationClient, check } from '../support/envoy-client';
 import { type FakeLnd, startFakeLnd } from '../support/fake-lnd';
 import { paidToken } from '../support/paid-token';
 import { sleep, spentKey } from '../support/plannt';
+import { startedPorts } from '../support/plannt-process';
 import { type RedisServer, startRedisServer } from '../support/redis-server';
 
 // The compiled CLI, as an operator runs it; `npm test` builds before jest runs.
@@ -46,7 +47,7 @@ afterAll(async () => {
 const KEYRING = keyring([{ id: 7, secret: Buffer.from(ROOT_KEY, 'hex') }], 7);
 const mintToken = () => paidToken(KEYRING);
 
-function startCli(): Promise<{ grpcPort: number; adminPort: number; out: string[] }> {
+async function startCli(): Promise<{ grpcPort: number; adminPort: number; out: string[] }> {
   const config = path.join(dir, 'plannt.yaml');
   writeFileSync(
     config,
@@ -73,22 +74,10 @@ workers: 1
   });
   child = proc;
   const out: string[] = [];
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`plannt did not start: ${out.join('')}`)), 15_000);
-    proc.stdout?.on('data', (chunk: Buffer) => {
-      out.push(chunk.toString());
-      const line = out
-        .join('')
-        .split('\n')
-        .find((l) => l.includes('plannt started'));
-      if (line) {
-        clearTimeout(timer);
-        const started = JSON.parse(line) as { grpc_port: number; admin_port: number };
-        resolve({ grpcPort: started.grpc_port, adminPort: started.admin_port, out });
-      }
-    });
-    proc.stderr?.on('data', (chunk: Buffer) => out.push(chunk.toString()));
-  });
+  proc.stdout?.on('data', (chunk: Buffer) => out.push(chunk.toString()));
+  proc.stderr?.on('data', (chunk: Buffer) => out.push(chunk.toString()));
+  const started = await startedPorts(proc, 15_000);
+  return { grpcPort: started.grpc_port, adminPort: started.admin_port, out };
 }
 
 type Outcome = string;

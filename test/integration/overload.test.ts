@@ -21,6 +21,7 @@ import { keyring } from '../../src/l402/keys';
 import { checkRequest, parseCheckResponse, type RawCheckResponse } from '../support/envoy-client';
 import { paidToken } from '../support/paid-token';
 import { deleteRedisKeys, REDIS_URL, spentKey, uniqueRedisPrefix } from '../support/plannt';
+import { startedPorts } from '../support/plannt-process';
 import { type RedisProxy, startRedisProxy } from '../support/redis-proxy';
 
 jest.setTimeout(180_000);
@@ -84,21 +85,9 @@ ${extraYaml}
   const [command, args] = onCoreZero(niceness, process.execPath, [CLI, 'serve', '--config', config]);
   const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(proc);
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`plannt did not start: ${out}`)), 30_000);
-    const onData = (chunk: Buffer) => {
-      out += chunk.toString();
-      const line = out.split('\n').find((l) => l.includes('plannt started'));
-      if (!line) return;
-      clearTimeout(timer);
-      // From here on the log (a line per check, as in production) is read and dropped.
-      proc.stdout?.off('data', onData);
-      proc.stdout?.resume();
-      resolve((JSON.parse(line) as { grpc_port: number }).grpc_port);
-    };
-    proc.stdout?.on('data', onData);
-  });
+  // From the start line on, the log (a line per check, as in production) is read and dropped.
+  const port = (await startedPorts(proc)).grpc_port;
+  proc.stdout?.resume();
   const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   await new Promise<void>((resolve, reject) =>
     client.waitForReady(Date.now() + 10_000, (err) => (err ? reject(err) : resolve())),
