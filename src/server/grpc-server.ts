@@ -2,6 +2,8 @@
  * The gRPC face: envoy.service.auth.v3.Authorization/Check and grpc.health.v1.Health on one server.
  * Connections are recycled (max_connection_age) so new replicas behind a load balancer receive traffic.
  */
+import type { EventEmitter } from 'node:events';
+import type { Http2Session } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { type RenderOptions, render } from '../core/response';
 import { HealthService } from '../envoy/health-service';
@@ -119,6 +121,7 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, credentials(options.tls), (err, bound) => (err ? reject(err) : resolve(bound))),
   );
+  widenConnectionWindow(server);
 
   return {
     port,
@@ -187,6 +190,22 @@ function sizeResetGuard(server: grpc.Server): void {
     throw new Error('@grpc/grpc-js no longer keeps its http2 server options: update sizeResetGuard');
   http2Options.streamResetBurst = RESET_BURST;
   http2Options.streamResetRate = RESETS_PER_SECOND;
+}
+
+/**
+ * Node's HTTP/2 server keeps each connection's receive window at 64 KiB, and grpc-js widens it only on its
+ * client side. About 90 checks fill it: under load the caller's further requests then wait unsent, their
+ * deadlines running while this server cannot see them. A window of a second's traffic at this server's peak
+ * lets them arrive, where admission control can see how long they waited and shed them in time.
+ */
+const CONNECTION_WINDOW_BYTES = 4 * 1024 * 1024;
+
+function widenConnectionWindow(server: grpc.Server): void {
+  const http2Servers = (server as unknown as { http2Servers?: Map<EventEmitter, unknown> }).http2Servers;
+  if (!http2Servers)
+    throw new Error('@grpc/grpc-js no longer keeps its http2 servers: update widenConnectionWindow');
+  for (const http2Server of http2Servers.keys())
+    http2Server.on('session', (session: Http2Session) => session.setLocalWindowSize(CONNECTION_WINDOW_BYTES));
 }
 
 function credentials(tls: TlsMaterial | undefined): grpc.ServerCredentials {
