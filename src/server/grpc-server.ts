@@ -11,6 +11,7 @@ import type { Gate } from '../gate';
 import type { Logger } from '../logger';
 import { MalformedCheckRequest, readCheckRequest } from './check-request-codec';
 import { encodeCheckResponse } from './check-response-codec';
+import { checkScheduler } from './check-scheduler';
 import { toEnvoyRequest } from './envoy-grpc';
 
 /** Used when a caller sets no deadline; the invoice timeout still bounds the work. */
@@ -54,6 +55,7 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
     'grpc.max_receive_message_length': MAX_TRANSPORT_BYTES,
   });
   sizeResetGuard(server);
+  const scheduler = checkScheduler();
   let draining = false;
   const watchers = new Set<grpc.ServerWritableStream<unknown, unknown>>();
   // Dependency outages do not make the pod unready (server/readiness.ts): only draining does.
@@ -61,43 +63,53 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
 
   server.addService(RAW_AUTHORIZATION_SERVICE, {
     Check(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
-      const bytes = call.request;
-      if (bytes.length > MAX_CHECK_BYTES) {
-        const detail = `the CheckRequest is ${bytes.length} bytes; at most ${MAX_CHECK_BYTES} are read`;
-        callback(
-          null,
-          encodeCheckResponse(render(options.gate.refuse('request_too_large', detail), options.render)),
-        );
-        return;
-      }
-      const fields = readCheckRequest(bytes);
-      // The generic decoder would fail the call (INTERNAL), which failure_mode_allow turns into an allow.
-      if (fields instanceof MalformedCheckRequest) {
-        const refusal = options.gate.refuse('malformed_request', fields.message);
-        callback(null, encodeCheckResponse(render(refusal, options.render)));
-        return;
-      }
-      const {
-        request,
-        requestId,
-        grpc: downstreamGrpc,
-      } = toEnvoyRequest(fields, deadlineOf(call), options.trustedHops);
-      // Envoy cancels at its deadline: a use counted for a cancelled call is given back (core/decide.ts).
-      request.abandoned = () => call.cancelled;
-      options.gate.check(request, requestId).then(
-        (decision) => {
-          // grpc-js drops an answer to a cancelled call: do not spend the CPU encoding it.
-          if (call.cancelled) return;
-          callback(null, encodeCheckResponse(render(decision, options.render, { grpc: downstreamGrpc })));
-        },
-        // The gate never rejects; this is a last guard against a crash, still failing closed.
-        (err: unknown) => {
-          options.logger.error({ err }, 'check failed');
-          callback({ code: grpc.status.INTERNAL, details: 'internal error' });
-        },
-      );
+      // grpc-js counts the deadline from when it read this call; the turn reading it began earlier.
+      const deadline = deadlineOf(call) - (Date.now() - scheduler.readSince());
+      scheduler.defer(() => decide(call, callback, deadline), deadline);
     },
   });
+
+  function decide(
+    call: grpc.ServerUnaryCall<Buffer, Buffer>,
+    callback: grpc.sendUnaryData<Buffer>,
+    deadline: number,
+  ): void {
+    const bytes = call.request;
+    if (bytes.length > MAX_CHECK_BYTES) {
+      const detail = `the CheckRequest is ${bytes.length} bytes; at most ${MAX_CHECK_BYTES} are read`;
+      callback(
+        null,
+        encodeCheckResponse(render(options.gate.refuse('request_too_large', detail), options.render)),
+      );
+      return;
+    }
+    const fields = readCheckRequest(bytes);
+    // The generic decoder would fail the call (INTERNAL), which failure_mode_allow turns into an allow.
+    if (fields instanceof MalformedCheckRequest) {
+      const refusal = options.gate.refuse('malformed_request', fields.message);
+      callback(null, encodeCheckResponse(render(refusal, options.render)));
+      return;
+    }
+    const {
+      request,
+      requestId,
+      grpc: downstreamGrpc,
+    } = toEnvoyRequest(fields, deadline, options.trustedHops);
+    // Envoy cancels at its deadline: a use counted for a cancelled call is given back (core/decide.ts).
+    request.abandoned = () => call.cancelled;
+    options.gate.check(request, requestId).then(
+      (decision) => {
+        // grpc-js drops an answer to a cancelled call: do not spend the CPU encoding it.
+        if (call.cancelled) return;
+        callback(null, encodeCheckResponse(render(decision, options.render, { grpc: downstreamGrpc })));
+      },
+      // The gate never rejects; this is a last guard against a crash, still failing closed.
+      (err: unknown) => {
+        options.logger.error({ err }, 'check failed');
+        callback({ code: grpc.status.INTERNAL, details: 'internal error' });
+      },
+    );
+  }
 
   server.addService(HealthService, {
     Check(call: grpc.ServerUnaryCall<{ service?: string }, object>, callback: grpc.sendUnaryData<object>) {

@@ -1,0 +1,75 @@
+import { checkScheduler } from '../../src/server/check-scheduler';
+
+const TIMINGS = { sliceMs: 5, congestedMs: 20, dueMs: 30 };
+/** Never congested, however slowly this machine runs the test: arrival order throughout. */
+const UNCONGESTED = { ...TIMINGS, congestedMs: 60_000 };
+const LATER = () => Date.now() + 10_000;
+
+const busy = (ms: number) => {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+};
+const nextTurn = () => new Promise<void>((resolve) => setTimeout(resolve, 1));
+
+describe('checkScheduler', () => {
+  test('runs deferred checks in the order they came, none in the turn that deferred them', async () => {
+    const scheduler = checkScheduler(UNCONGESTED);
+    const ran: number[] = [];
+    for (let i = 0; i < 5; i++) scheduler.defer(() => ran.push(i), LATER());
+    expect(ran).toEqual([]);
+    await nextTurn();
+    expect(ran).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  test('yields to other work between slices of a long queue', async () => {
+    const scheduler = checkScheduler(UNCONGESTED);
+    const ran: string[] = [];
+    for (let i = 0; i < 10; i++)
+      scheduler.defer(() => {
+        if (i === 0) setImmediate(() => ran.push('io'));
+        busy(2);
+        ran.push(String(i));
+      }, LATER());
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // 2 ms each in 5 ms slices: a few run, the reads and replies waiting meanwhile get their turn, then the rest.
+    const io = ran.indexOf('io');
+    expect(io).toBeGreaterThan(0);
+    expect(io).toBeLessThan(5);
+    expect(ran.filter((r) => r !== 'io')).toEqual(Array.from({ length: 10 }, (_, i) => String(i)));
+  });
+
+  test('dates every request read in one turn from when that turn began', async () => {
+    const scheduler = checkScheduler(UNCONGESTED);
+    const first = scheduler.readSince();
+    busy(20);
+    expect(scheduler.readSince()).toBe(first);
+    await nextTurn();
+    expect(scheduler.readSince()).toBeGreaterThanOrEqual(first + 20);
+  });
+
+  test('keeps running checks deferred while it works, and only those not yet run', async () => {
+    const scheduler = checkScheduler({ ...UNCONGESTED, sliceMs: 1 });
+    const ran: number[] = [];
+    for (let i = 0; i < 5000; i++)
+      scheduler.defer(() => {
+        ran.push(i);
+        if (i === 4999) scheduler.defer(() => ran.push(5000), LATER());
+      }, LATER());
+    while (ran.length < 5001) await nextTurn();
+    expect(ran).toEqual(Array.from({ length: 5001 }, (_, i) => i));
+  });
+
+  test('decides the newest first once the oldest has waited too long, and the old ones as their deadlines near', async () => {
+    const scheduler = checkScheduler(TIMINGS);
+    const ran: string[] = [];
+    const start = Date.now();
+    scheduler.defer(() => ran.push('old, due soon'), start + 100);
+    scheduler.defer(() => ran.push('old'), start + 1000);
+    busy(30);
+    scheduler.defer(() => ran.push('new'), Date.now() + 1000);
+    busy(45);
+    // The oldest have waited 75 ms (> congestedMs); the first one's deadline is within dueMs, the second's not.
+    await nextTurn();
+    expect(ran).toEqual(['old, due soon', 'new', 'old']);
+  });
+});
