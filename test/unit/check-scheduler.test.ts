@@ -9,7 +9,8 @@ const busy = (ms: number) => {
   const until = performance.now() + ms;
   while (performance.now() < until);
 };
-const nextTurn = () => new Promise<void>((resolve) => setTimeout(resolve, 1));
+/** Resolves after the immediates queued before it: the scheduler's next slice, whatever the timers do. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe('checkScheduler', () => {
   test('runs deferred checks in the order they came, none in the turn that deferred them', async () => {
@@ -30,7 +31,7 @@ describe('checkScheduler', () => {
         busy(2);
         ran.push(String(i));
       }, LATER());
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    while (ran.length < 11) await new Promise((resolve) => setTimeout(resolve, 5));
     // 2 ms each in 5 ms slices: a few run, the reads and replies waiting meanwhile get their turn, then the rest.
     const io = ran.indexOf('io');
     expect(io).toBeGreaterThan(0);
