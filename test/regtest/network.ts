@@ -405,18 +405,31 @@ async function connectPeers(net: RegtestNetwork): Promise<void> {
   await waitUntil('bob to connect to alice', connected, 15_000, net.bob);
 }
 
-/** Waits until both ends list the channel as active (peers connected, reestablished). */
+/**
+ * Waits until both ends list the channel as active (peers connected, reestablished) and bob can pay over it:
+ * lnd lists a channel as active up to a second before its path finding counts the channel's balance, and a
+ * payment made in between fails with "insufficient local balance".
+ */
 async function waitForChannel(net: RegtestNetwork, timeoutMs: number): Promise<void> {
   const active = async (name: NodeName) =>
     (JSON.parse(await lncli(net, name, 'listchannels', '--active_only')) as { channels: unknown[] }).channels
       .length > 0;
+  const routable = async () =>
+    (
+      JSON.parse(
+        await lncli(net, 'bob', 'queryroutes', '--dest', net.alice.pubkey, '--amt', String(ROUTE_PROBE_SATS)),
+      ) as { routes: unknown[] }
+    ).routes.length > 0;
   await waitUntil(
-    'the bob → alice channel to be active',
-    async () => (await active('bob')) && active('alice'),
+    'the bob → alice channel to be active and routable',
+    async () => (await active('bob')) && (await active('alice')) && routable(),
     timeoutMs,
     net.bob,
   );
 }
+
+/** More than any test pays in one payment. */
+const ROUTE_PROBE_SATS = 10_000;
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
