@@ -6,13 +6,9 @@
  * kernel, have waited unseen: their deadline counts only from when they were read, so an allow judged in time
  * reaches a caller that already gave up, and the token is spent for nothing.
  *
- * Here each check is dated from the earliest moment it can have arrived, and queued. A request read in this
- * turn arrived after the socket was last drained: in the previous turn that read requests, unless the loop has
- * since waited for I/O (then what arrived was read at once, and this turn's start is its date). So the date errs
- * early, never late, and a check judged in time is not one its caller already gave up on (one gap remains: a wait
- * that ended in long timer work). The queue is worked in slices of `sliceMs`, so reads, Redis replies and answers
- * are interleaved with the work. Admission control (core/decide.ts) then judges each check by its age, and refuses
- * the late ones cheaply.
+ * Here each check is stamped with the start of the turn that read it, and queued. The queue is worked in
+ * slices of `sliceMs`, so reads, Redis replies and answers are interleaved with the work. Admission control
+ * (core/decide.ts) then judges each check by its true age, and refuses the late ones cheaply.
  *
  * The order adapts to load. A queue that drains keeps arrival order. Once its oldest check has waited longer
  * than `congestedMs`, the newest is decided first: it has its whole budget, so its answer comes early, far
@@ -20,7 +16,10 @@
  * (within `dueMs`): most are then shed by admission control, each with an answer before its deadline.
  */
 export interface CheckScheduler {
-  /** The earliest moment (Date.now() ms) a request read in the current turn of the event loop can have arrived. */
+  /**
+   * When the current turn of the event loop began reading (Date.now() ms): a request read in this turn
+   * arrived no later.
+   */
   readSince(): number;
   /** Runs `task` in a later slice; `deadline` (Date.now() ms) is when its caller stops waiting. */
   defer(task: () => void, deadline: number): void;
@@ -45,13 +44,9 @@ export function checkScheduler(timings: SchedulerTimings = DEFAULT_TIMINGS): Che
   let queue: Queued[] = [];
   let head = 0;
   let working = false;
-  let readSince: number | undefined;
-  let lastTurnStart: number | undefined;
-  let idleAtTurnEnd = 0;
-  const idleMs = () => performance.eventLoopUtilization().idle;
+  let turnStart: number | undefined;
   const endTurn = () => {
-    readSince = undefined;
-    idleAtTurnEnd = idleMs();
+    turnStart = undefined;
   };
   const take = (now: number): Queued => {
     const oldest = queue[head] as Queued;
@@ -79,18 +74,15 @@ export function checkScheduler(timings: SchedulerTimings = DEFAULT_TIMINGS): Che
   };
   return {
     readSince() {
-      if (readSince === undefined) {
-        const now = Date.now();
-        const waitedForIo = idleMs() - idleAtTurnEnd > MIN_IDLE_MS;
-        readSince = lastTurnStart === undefined || waitedForIo ? now : lastTurnStart;
-        lastTurnStart = now;
+      if (turnStart === undefined) {
+        turnStart = Date.now();
         // Immediates run once this turn's reads are done.
         setImmediate(endTurn);
       }
-      return readSince;
+      return turnStart;
     },
     defer(task, deadline) {
-      queue.push({ task, queuedAt: readSince ?? Date.now(), deadline });
+      queue.push({ task, queuedAt: turnStart ?? Date.now(), deadline });
       if (working) return;
       working = true;
       setImmediate(work);
@@ -99,5 +91,3 @@ export function checkScheduler(timings: SchedulerTimings = DEFAULT_TIMINGS): Che
 }
 
 const COMPACT_AFTER = 4096;
-/** Idle time below this is a poll that did not block, not a wait. */
-const MIN_IDLE_MS = 0.05;

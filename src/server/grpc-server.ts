@@ -63,7 +63,7 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
 
   server.addService(RAW_AUTHORIZATION_SERVICE, {
     Check(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
-      // grpc-js counts the deadline from when it read this call; the call may have arrived a turn earlier.
+      // grpc-js counts the deadline from when it read this call; the turn reading it began earlier.
       const deadline = deadlineOf(call) - (Date.now() - scheduler.readSince());
       scheduler.defer(() => decide(call, callback, deadline), deadline);
     },
