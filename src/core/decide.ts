@@ -73,6 +73,11 @@ export interface GateRequest extends RequestTarget {
   clientAddress?: string;
   /** True once the caller stopped waiting (cancelled the call, closed the connection). */
   abandoned?: () => boolean;
+  /**
+   * Set by a server whose queue is congested when this check has waited half its time there: a paid route is
+   * refused at once (`overloaded`), while its caller can still read the answer and retry.
+   */
+  shed?: boolean;
 }
 
 /** Never rejects for a decision: every failure of a dependency becomes a deny with a reason. */
@@ -103,6 +108,7 @@ async function enforce(req: GateRequest, engine: Engine): Promise<Decision> {
       route,
       detail: 'the caller gave up before the check began',
     };
+  if (req.shed) return overloaded(route, 'waited half its deadline in a congested queue');
   const late = lateReason(req, engine);
   if (late) return overloaded(route, late);
   const inFlight = engine.admission?.inFlight;

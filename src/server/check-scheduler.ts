@@ -12,8 +12,10 @@
  *
  * The order adapts to load. A queue that drains keeps arrival order. Once its oldest check has waited longer
  * than `congestedMs`, the newest is decided first: it has its whole budget, so its answer comes early, far
- * from a deadline it could miss. The older checks are still decided, in arrival order, as their deadlines near
- * (within `dueMs`): most are then shed by admission control, each with an answer before its deadline.
+ * from a deadline it could miss. And the checks that have waited half their time (or whose deadline is within
+ * `dueMs`) are shed as they come to the head: a congested queue would serve them only after checks newer than
+ * them, and between slices the loop may be busy for tens of milliseconds, so a refusal left until the deadline
+ * nears reaches a caller that has given up. Shed, they are refused at once, cheaply, and can retry.
  */
 export interface CheckScheduler {
   /**
@@ -21,8 +23,11 @@ export interface CheckScheduler {
    * arrived no later.
    */
   readSince(): number;
-  /** Runs `task` in a later slice; `deadline` (Date.now() ms) is when its caller stops waiting. */
-  defer(task: () => void, deadline: number): void;
+  /**
+   * Runs `task` in a later slice; `deadline` (Date.now() ms) is when its caller stops waiting. `shed` is true
+   * when the check is to be refused without the work.
+   */
+  defer(task: (shed: boolean) => void, deadline: number): void;
 }
 
 export interface SchedulerTimings {
@@ -34,7 +39,7 @@ export interface SchedulerTimings {
 const DEFAULT_TIMINGS: SchedulerTimings = { sliceMs: 5, congestedMs: 20, dueMs: 30 };
 
 interface Queued {
-  task: () => void;
+  task: (shed: boolean) => void;
   queuedAt: number;
   deadline: number;
 }
@@ -48,17 +53,25 @@ export function checkScheduler(timings: SchedulerTimings = DEFAULT_TIMINGS): Che
   const endTurn = () => {
     turnStart = undefined;
   };
-  const take = (now: number): Queued => {
+  /** Runs the next check: the oldest while the queue drains, else the newest, shedding the old on the way. */
+  const runNext = (now: number) => {
     const oldest = queue[head] as Queued;
-    if (oldest.deadline - now <= dueMs || now - oldest.queuedAt <= congestedMs) {
+    const waited = now - oldest.queuedAt;
+    if (waited <= congestedMs) {
       head++;
-      return oldest;
+      oldest.task(false);
+      return;
     }
-    return queue.pop() as Queued;
+    if (waited >= (oldest.deadline - oldest.queuedAt) / 2 || oldest.deadline - now <= dueMs) {
+      head++;
+      oldest.task(true);
+      return;
+    }
+    (queue.pop() as Queued).task(false);
   };
   const work = () => {
     const until = performance.now() + sliceMs;
-    while (head < queue.length && performance.now() < until) take(Date.now()).task();
+    while (head < queue.length && performance.now() < until) runNext(Date.now());
     if (head < queue.length) {
       // A queue that never empties under sustained load must not keep what it has run.
       if (head >= COMPACT_AFTER) {

@@ -65,7 +65,7 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
     Check(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
       // grpc-js counts the deadline from when it read this call; the turn reading it began earlier.
       const deadline = deadlineOf(call) - (Date.now() - scheduler.readSince());
-      scheduler.defer(() => decide(call, callback, deadline), deadline);
+      scheduler.defer((shed) => decide(call, callback, deadline, shed), deadline);
     },
   });
 
@@ -73,6 +73,7 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
     call: grpc.ServerUnaryCall<Buffer, Buffer>,
     callback: grpc.sendUnaryData<Buffer>,
     deadline: number,
+    shed: boolean,
   ): void {
     const bytes = call.request;
     if (bytes.length > MAX_CHECK_BYTES) {
@@ -97,6 +98,7 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
     } = toEnvoyRequest(fields, deadline, options.trustedHops);
     // Envoy cancels at its deadline: a use counted for a cancelled call is given back (core/decide.ts).
     request.abandoned = () => call.cancelled;
+    request.shed = shed;
     options.gate.check(request, requestId).then(
       (decision) => {
         // grpc-js drops an answer to a cancelled call: do not spend the CPU encoding it.

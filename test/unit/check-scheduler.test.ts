@@ -60,17 +60,27 @@ describe('checkScheduler', () => {
     expect(ran).toEqual(Array.from({ length: 5001 }, (_, i) => i));
   });
 
-  test('decides the newest first once the oldest has waited too long, and the old ones as their deadlines near', async () => {
+  test('decides the newest first once the oldest has waited too long, and sheds the old ones as their deadlines near', async () => {
     const scheduler = checkScheduler(TIMINGS);
     const ran: string[] = [];
     const start = Date.now();
-    scheduler.defer(() => ran.push('old, due soon'), start + 100);
-    scheduler.defer(() => ran.push('old'), start + 1000);
+    const record = (name: string) => (shed: boolean) => ran.push(shed ? `${name} (shed)` : name);
+    scheduler.defer(record('old, due soon'), start + 150);
+    scheduler.defer(record('old'), start + 1000);
     busy(30);
-    scheduler.defer(() => ran.push('new'), Date.now() + 1000);
+    scheduler.defer(record('new'), Date.now() + 1000);
     busy(45);
-    // The oldest have waited 75 ms (> congestedMs); the first one's deadline is within dueMs, the second's not.
+    // The oldest have waited 75 ms (> congestedMs): the first one half its 150 ms, the second not.
     await nextTurn();
-    expect(ran).toEqual(['old, due soon', 'new', 'old']);
+    expect(ran).toEqual(['old, due soon (shed)', 'new', 'old']);
+  });
+
+  test('sheds nothing while the queue drains, not even a check past its deadline (admission control judges it)', async () => {
+    const scheduler = checkScheduler(UNCONGESTED);
+    const ran: boolean[] = [];
+    scheduler.defer((shed) => ran.push(shed), Date.now() + 20);
+    busy(40);
+    await nextTurn();
+    expect(ran).toEqual([false]);
   });
 });

@@ -684,6 +684,26 @@ describe('admission under overload', () => {
     expect(decision).toMatchObject({ kind: 'allow', reason: 'free' });
   });
 
+  it('refuses a check its server shed from a congested queue: 503, Retry-After 1, no work; a free route is served', async () => {
+    const h = harness();
+    const authorization = await buy(h);
+    const invoicesBefore = h.invoiceCalls.length;
+    for (const headers of [{ authorization }, {}]) {
+      const shed = await decide(request(h, { ...headers, shed: true }), h.engine);
+      expect(shed).toMatchObject({ kind: 'deny', reason: 'overloaded', retryAfterSeconds: 1 });
+      expect(shed.kind === 'deny' && shed.detail).toMatch(/waited half its deadline in a congested queue/);
+    }
+    expect(h.spendCalls).toHaveLength(0);
+    expect(h.invoiceCalls).toHaveLength(invoicesBefore);
+    const free = await decide(request(h, { path: '/status', shed: true }), h.engine);
+    expect(free).toMatchObject({ kind: 'allow', reason: 'free' });
+    // The token was not spent: it still buys its request.
+    expect(await decide(request(h, { authorization }), h.engine)).toMatchObject({
+      kind: 'allow',
+      reason: 'paid',
+    });
+  });
+
   it('sheds paid checks beyond the in-flight cap and admits again once one finishes', async () => {
     const h = harness();
     const authorization = await buy(h);
