@@ -204,7 +204,7 @@ describe('invoices the wallet must not pay', () => {
   });
 
   it('refuses an invoice that expires sooner than a payment can settle (invoice_expired)', async () => {
-    // The `short` route's invoices expire after 1 s.
+    // The `short` route's invoices expire after 2 s.
     const call = l402Fetch(`${proxy.url}/v1/short`, undefined, { wallet, budget: BUDGET });
     await expect(call).rejects.toMatchObject({ code: 'invoice_expired' });
     expect(paid).toEqual([]);

@@ -273,7 +273,7 @@ describe.each(SPENT_SETS)('L402 gate with the dev backend and a $kind spent-set'
     it('rejects a token after its lifetime with 402 expired and a fresh challenge', async () => {
       const short = { method: 'GET', host: 'api.example.com', path: '/v1/short' };
       const paid = await plannt.buy(short);
-      await sleep(2100);
+      await sleep(3100);
       const res = await plannt.check({ ...short, headers: { authorization: paid.authorization } });
       expectDenied(res, 402, 'expired');
       expectChallenge(res, 2);

@@ -24,14 +24,15 @@ export const ROUTES = [
     path: { prefix: '/v1/generate' },
     methods: ['POST'],
   },
-  // Tokens that expire two seconds after the challenge.
+  // Tokens that expire three seconds after the challenge. The invoice's 2 s leave at least 1 s to pay it: a
+  // BOLT11 timestamp is whole seconds, and the invoice expires counted from it.
   {
     id: 'short',
     service: 'weather',
     price_sats: 2,
     path: { exact: '/v1/short' },
-    token_lifetime_seconds: 2,
-    invoice_expiry_seconds: 1,
+    token_lifetime_seconds: 3,
+    invoice_expiry_seconds: 2,
   },
   { id: 'status', service: 'public', price_sats: 0, path: { exact: '/status' } },
 ];
