@@ -22,6 +22,8 @@ export function normalizePath(path: string): NormalizedPath {
   if (!path.startsWith('/')) return ambiguous('the path does not start with /');
   if (!PRINTABLE.test(path)) return ambiguous('the path has a character outside printable ASCII');
   if (path.includes('\\')) return ambiguous('the path has a backslash');
+  // Most paths are already normal: nothing to decode, no empty segment, no segment starting with a dot.
+  if (!path.includes('%') && !path.includes('//') && !path.includes('/.')) return { ok: true, path };
 
   let decoded = '';
   for (let i = 0; i < path.length; i++) {

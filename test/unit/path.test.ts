@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { normalizePath } from '../../src/core/path';
 
 const normalized = (path: string) => {
@@ -74,5 +75,31 @@ describe('what stays ambiguous is refused', () => {
 
   test('a parameter on an ordinary segment is left alone', () => {
     expect(normalized('/v1/generate;v=2')).toBe('/v1/generate;v=2');
+  });
+});
+
+describe('the shortcut for paths that are already normal', () => {
+  // Printable ASCII without % and backslash, weighted towards the characters that make a path not normal.
+  const char = fc.oneof(
+    fc.constantFrom('/', '.', '.', ';', 'a', 'z', '0', '-', '_', '~'),
+    fc
+      .integer({ min: 0x21, max: 0x7e })
+      .map((c) => String.fromCharCode(c))
+      .filter((c) => !'%\\'.includes(c)),
+  );
+  const path = fc.array(char, { maxLength: 24 }).map((chars) => `/${chars.join('')}`);
+
+  test('gives what the full normalization gives: the path itself, else the same answer', () => {
+    fc.assert(
+      fc.property(path, fc.nat(), (p, pick) => {
+        // An escaped unreserved character decodes to itself, but takes the full normalization.
+        const unreserved = [...p].flatMap((c, i) => (/[A-Za-z0-9._~-]/.test(c) ? [i] : []));
+        fc.pre(unreserved.length > 0);
+        const at = unreserved[pick % unreserved.length] as number;
+        const escaped = `${p.slice(0, at)}%${p.charCodeAt(at).toString(16).toUpperCase()}${p.slice(at + 1)}`;
+        expect(normalizePath(p)).toEqual(normalizePath(escaped));
+      }),
+      { seed: 20261203, numRuns: 20_000 },
+    );
   });
 });
