@@ -158,3 +158,26 @@ describe('global cap on invoice creations in flight, on a slow LND', () => {
     expect((await plannt.check({ ...FORECAST, sourceAddress: '192.0.2.99' })).status).toBe(402);
   });
 });
+
+describe('the dev backend, which creates invoices in-process', () => {
+  let plannt: Plannt;
+
+  beforeAll(async () => {
+    plannt = await startPlannt({
+      challenge_limits: { per_client_per_second: 0, max_concurrent_invoices: 1 },
+    });
+  });
+
+  afterAll(async () => {
+    await plannt?.stop();
+  });
+
+  // Its invoices are made synchronously, but each slot is given back a few promise hops later: checks decided
+  // in one slice would all seem in flight at once. There is no node to protect.
+  it('is not capped: a burst of challenges on one connection all get invoices', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => plannt.check({ ...FORECAST, sourceAddress: `192.0.2.${i + 1}` })),
+    );
+    expect(results.map((r) => r.status)).toEqual(results.map(() => 402));
+  });
+});
