@@ -15,6 +15,7 @@ export const SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.max_connection_age_ms': 300_000,
   'grpc.max_connection_age_grace_ms': 30_000,
   'grpc.max_receive_message_length': 1024 * 1024,
+  'grpc.enable_channelz': 0,
 };
 
 /**
