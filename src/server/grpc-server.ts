@@ -1,10 +1,12 @@
 /**
- * The gRPC face: envoy.service.auth.v3.Authorization/Check and grpc.health.v1.Health on one server.
+ * The gRPC face: envoy.service.auth.v3.Authorization/Check and grpc.health.v1.Health on one server. grpc-js
+ * owns the connections and serves health; Check is read and answered on the bare streams (check-streams.ts).
  * Connections are recycled (max_connection_age) so new replicas behind a load balancer receive traffic.
  */
 import type { EventEmitter } from 'node:events';
 import type { Http2Session } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
+import type { DenialReason } from '../core/reasons';
 import { type RenderOptions, render } from '../core/response';
 import { HealthService } from '../envoy/health-service';
 import type { Gate } from '../gate';
@@ -12,10 +14,9 @@ import type { Logger } from '../logger';
 import { MalformedCheckRequest, readCheckRequest } from './check-request-codec';
 import { encodeCheckResponse } from './check-response-codec';
 import { checkScheduler } from './check-scheduler';
+import { type CheckCall, serveChecks, TooLarge } from './check-streams';
 import { toEnvoyRequest } from './envoy-grpc';
 
-/** Used when a caller sets no deadline; the invoice timeout still bounds the work. */
-const NO_DEADLINE_MS = 30_000;
 const SERVING = 'SERVING';
 const NOT_SERVING = 'NOT_SERVING';
 
@@ -50,9 +51,6 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
   const server = new grpc.Server({
     'grpc.max_connection_age_ms': options.maxConnectionAgeMs ?? 300_000,
     'grpc.max_connection_age_grace_ms': 30_000,
-    // grpc-js answers a larger message with RESOURCE_EXHAUSTED, a gRPC error that failure_mode_allow turns
-    // into an allow; up to this bound the oversized check is read and denied as a decision instead.
-    'grpc.max_receive_message_length': MAX_TRANSPORT_BYTES,
     // Plannt serves no channelz service: its per-call bookkeeping (an object, four closures, clock reads)
     // would be kept for nobody.
     'grpc.enable_channelz': 0,
@@ -64,34 +62,31 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
   // Dependency outages do not make the pod unready (server/readiness.ts): only draining does.
   const servingStatus = () => (draining ? NOT_SERVING : SERVING);
 
-  server.addService(RAW_AUTHORIZATION_SERVICE, {
-    Check(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
-      // grpc-js counts the deadline from when it read this call; the turn reading it began earlier.
-      const deadline = deadlineOf(call) - (Date.now() - scheduler.readSince());
-      scheduler.defer((shed) => decide(call, callback, deadline, shed), deadline);
-    },
-  });
+  /** A call arrived in this turn: its deadline counts from when the turn began reading, no later. */
+  function onCall(call: CheckCall): void {
+    const deadline = call.deadline - (Date.now() - scheduler.readSince());
+    scheduler.defer((shed) => decide(call, deadline, shed), deadline);
+  }
 
-  function decide(
-    call: grpc.ServerUnaryCall<Buffer, Buffer>,
-    callback: grpc.sendUnaryData<Buffer>,
-    deadline: number,
-    shed: boolean,
-  ): void {
-    const bytes = call.request;
-    if (bytes.length > MAX_CHECK_BYTES) {
-      const detail = `the CheckRequest is ${bytes.length} bytes; at most ${MAX_CHECK_BYTES} are read`;
-      callback(
-        null,
-        encodeCheckResponse(render(options.gate.refuse('request_too_large', detail), options.render)),
+  function decide(call: CheckCall, deadline: number, shed: boolean): void {
+    const refuse = (reason: DenialReason, detail: string) =>
+      call.answer(encodeCheckResponse(render(options.gate.refuse(reason, detail), options.render)));
+    const { message } = call;
+    if (message instanceof TooLarge) {
+      refuse(
+        'request_too_large',
+        `the CheckRequest is ${message.bytes} bytes; at most ${MAX_CHECK_BYTES} are read`,
       );
       return;
     }
-    const fields = readCheckRequest(bytes);
-    // The generic decoder would fail the call (INTERNAL), which failure_mode_allow turns into an allow.
+    // An unreadable call gets a decision too: a gRPC error is what failure_mode_allow turns into an allow.
+    if (typeof message === 'string') {
+      refuse('malformed_request', message);
+      return;
+    }
+    const fields = readCheckRequest(message);
     if (fields instanceof MalformedCheckRequest) {
-      const refusal = options.gate.refuse('malformed_request', fields.message);
-      callback(null, encodeCheckResponse(render(refusal, options.render)));
+      refuse('malformed_request', fields.message);
       return;
     }
     const {
@@ -100,18 +95,18 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
       grpc: downstreamGrpc,
     } = toEnvoyRequest(fields, deadline, options.trustedHops);
     // Envoy cancels at its deadline: a use counted for a cancelled call is given back (core/decide.ts).
-    request.abandoned = () => call.cancelled;
+    request.abandoned = call.cancelled;
     request.shed = shed;
     options.gate.check(request, requestId).then(
       (decision) => {
-        // grpc-js drops an answer to a cancelled call: do not spend the CPU encoding it.
-        if (call.cancelled) return;
-        callback(null, encodeCheckResponse(render(decision, options.render, { grpc: downstreamGrpc })));
+        // An answer to a cancelled call would be dropped: do not spend the CPU encoding it.
+        if (call.cancelled()) return;
+        call.answer(encodeCheckResponse(render(decision, options.render, { grpc: downstreamGrpc })));
       },
       // The gate never rejects; this is a last guard against a crash, still failing closed.
       (err: unknown) => {
         options.logger.error({ err }, 'check failed');
-        callback({ code: grpc.status.INTERNAL, details: 'internal error' });
+        refuse('deadline_exceeded', 'internal error');
       },
     );
   }
@@ -139,6 +134,7 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
     server.bindAsync(address, credentials(options.tls), (err, bound) => (err ? reject(err) : resolve(bound))),
   );
   widenConnectionWindow(server);
+  serveChecks(server, CHECK_PATH, MAX_CHECK_BYTES, onCall);
 
   return {
     port,
@@ -169,27 +165,8 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
 
 /** Larger CheckRequests are denied unread (request_too_large); Envoy's headers alone stay far below. */
 export const MAX_CHECK_BYTES = 1024 * 1024;
-/** Beyond this grpc-js refuses the message itself; Envoy caps request headers at 8 MiB. */
-const MAX_TRANSPORT_BYTES = 64 * 1024 * 1024;
-
-/**
- * Check passes bytes through: readCheckRequest decodes the few fields Plannt reads, and encodeCheckResponse
- * writes the answer.
- */
-const raw = (bytes: Buffer) => bytes;
-
-/** envoy.service.auth.v3.Authorization with Check on raw bytes, which the codecs read and write. */
-export const RAW_AUTHORIZATION_SERVICE: grpc.ServiceDefinition = {
-  Check: {
-    path: '/envoy.service.auth.v3.Authorization/Check',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: raw,
-    requestDeserialize: raw,
-    responseSerialize: raw,
-    responseDeserialize: raw,
-  },
-};
+/** The one method served on bare HTTP/2 streams (check-streams.ts); grpc-js serves the others. */
+export const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
 
 /**
  * Envoy cancels each ext_authz call it stops waiting for with a RST_STREAM. Node's HTTP/2 rapid-reset guard
@@ -232,10 +209,4 @@ function credentials(tls: TlsMaterial | undefined): grpc.ServerCredentials {
     [{ cert_chain: tls.cert, private_key: tls.key }],
     tls.clientCa !== undefined,
   );
-}
-
-function deadlineOf(call: grpc.ServerUnaryCall<unknown, unknown>): number {
-  const deadline = call.getDeadline();
-  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
-  return Number.isFinite(ms) ? ms : Date.now() + NO_DEADLINE_MS;
 }
