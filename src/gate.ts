@@ -2,7 +2,7 @@
  * The gate every adapter calls: decide, then record the outcome once (metric and log line).
  * Adapters translate their wire format to a GateRequest and render the decision; nothing more.
  */
-import { decide, type Engine, type GateRequest } from './core/decide';
+import { decide, type Engine, type GateRequest, giveBack } from './core/decide';
 import type { Decision } from './core/decision';
 import type { DenialReason } from './core/reasons';
 import type { Logger } from './logger';
@@ -12,6 +12,8 @@ export interface Gate {
   check(request: GateRequest, requestId?: string): Promise<Decision>;
   /** A denial an adapter reached before a request could be read (too large): recorded like any decision. */
   refuse(reason: DenialReason, detail: string, requestId?: string): Decision;
+  /** The adapter wrote this allow only after its caller's deadline: its use is given back. */
+  undelivered(decision: Decision, requestId?: string): void;
 }
 
 const BACKEND_OF_REASON: Partial<Record<string, 'invoices' | 'spentSet'>> = {
@@ -72,6 +74,25 @@ export function createGate(engine: Engine, metrics: Metrics, logger: Logger): Ga
     },
     refuse(reason, detail, requestId) {
       return record({ kind: 'deny', reason, detail }, 'none', process.hrtime.bigint(), requestId);
+    },
+    undelivered(decision, requestId) {
+      const fields = {
+        service: decision.route?.service,
+        payment_hash: prefix(decision.kind === 'allow' ? decision.paymentHash?.toString('hex') : undefined),
+        request_id: requestId,
+      };
+      giveBack(decision, engine).then(
+        (gaveBack) => {
+          if (!gaveBack) return;
+          metrics.undeliveredAllow(decision.route?.service ?? 'none');
+          logger.warn(fields, 'allow written after the caller gave up; its use was given back');
+        },
+        (err: unknown) =>
+          logger.error(
+            { ...fields, err },
+            'allow written after the caller gave up; giving its use back failed',
+          ),
+      );
     },
   };
 }

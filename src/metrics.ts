@@ -9,6 +9,8 @@ export interface Metrics {
   recordDecision(decision: Decision, path: CheckPath, seconds: number): void;
   backendError(backend: string): void;
   spentSetFallback(): void;
+  /** A paid allow written after its caller's deadline, whose use was given back. */
+  undeliveredAllow(service: string): void;
   /** Tokens whose local_fallback uses wait to be written back to the shared spent-set. */
   writeBackPending(tokens: number): void;
   /** An invoice was paid (the backend's settlement stream), whether or not its token is ever used. */
@@ -112,6 +114,12 @@ export function createMetrics(): Metrics {
     labelNames: ['backend'],
     registers,
   });
+  const undelivered = new Counter({
+    name: 'plannt_undelivered_allows_total',
+    help: "Paid allows whose answer was written only after the caller's deadline (an overloaded pod); their use was given back, by service.",
+    labelNames: ['service'],
+    registers,
+  });
   const pendingWriteBack = new Gauge({
     name: 'plannt_spent_set_writeback_pending',
     help: 'Tokens with uses counted in pod memory (local_fallback) that Redis has not been told of yet.',
@@ -177,6 +185,7 @@ export function createMetrics(): Metrics {
     },
     backendError: (backend) => backendErrors.inc({ backend }),
     spentSetFallback: () => fallbacks.inc(),
+    undeliveredAllow: (service) => undelivered.inc({ service }),
     writeBackPending: (tokens) => pendingWriteBack.set(tokens),
     invoiceSettled(service, sats, route) {
       settledInvoices.inc({ service });
@@ -186,7 +195,14 @@ export function createMetrics(): Metrics {
     setReady: (dependency, ok) => ready.set({ dependency }, ok ? 1 : 0),
     initialize(services, backends) {
       for (const service of services) {
-        for (const counter of [challenges, paidRequests, paidSats, settledInvoices, settledSats]) {
+        for (const counter of [
+          challenges,
+          paidRequests,
+          paidSats,
+          settledInvoices,
+          settledSats,
+          undelivered,
+        ]) {
           counter.inc({ service }, 0);
         }
       }

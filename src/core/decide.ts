@@ -243,6 +243,18 @@ function tooLate(req: GateRequest, engine: Engine): boolean {
   return engine.now() >= req.deadline - Math.max(SEND_MARGIN_MS, 2 * lagMs);
 }
 
+/**
+ * An allow whose answer its transport wrote only after the caller's deadline reached no one: the caller stopped
+ * waiting and will retry. Gives its counted use back, so the payment still buys that request; resolves with
+ * whether there was one. (A pass with no rate bound counted none.)
+ */
+export async function giveBack(decision: Decision, engine: Engine): Promise<boolean> {
+  if (decision.kind !== 'allow' || decision.reason !== 'paid') return false;
+  if (decision.used === undefined || decision.paymentHash === undefined) return false;
+  await engine.spentSet.refund(decision.paymentHash);
+  return true;
+}
+
 /** The use was counted but its allow would reach no one: give it back, so the payment still buys it. */
 async function refunded(paymentHash: Buffer, route: PricedRoute, engine: Engine): Promise<Decision> {
   let detail = 'the caller gave up before the answer; the use was given back';

@@ -19,8 +19,11 @@ export interface CheckCall {
   deadline: number;
   /** True once the caller reset the stream or the connection closed. */
   cancelled(): boolean;
-  /** Sends the serialised CheckResponse with grpc-status 0; nothing once the call is gone. */
-  answer(response: Buffer): void;
+  /**
+   * Sends the serialised CheckResponse with grpc-status 0; nothing once the call is gone. `late` is called if
+   * the answer's last frame leaves only after `deadline`: its caller had stopped waiting.
+   */
+  answer(response: Buffer, late?: () => void): void;
 }
 
 /** A message longer than the bound: how long it said it was. */
@@ -91,7 +94,7 @@ function readCall(
       message,
       deadline,
       cancelled: () => stream.destroyed,
-      answer: (response) => answer(stream, response),
+      answer: (response, late) => answer(stream, response, late && (() => Date.now() > deadline && late())),
     });
   };
   // Past the bound nothing more is kept: the call is answered at once, and the rest only counted.
@@ -139,7 +142,8 @@ function messageOf(
   return 'a compressed gRPC message without a known grpc-encoding';
 }
 
-function answer(stream: ServerHttp2Stream, response: Buffer): void {
+/** `closed`, if given, runs once the stream has closed: its last frame written, or reset. */
+function answer(stream: ServerHttp2Stream, response: Buffer, closed?: () => void): void {
   const frame = Buffer.allocUnsafe(PREFIX_BYTES + response.length);
   frame[0] = 0;
   frame.writeUInt32BE(response.length, 1);
@@ -149,6 +153,7 @@ function answer(stream: ServerHttp2Stream, response: Buffer): void {
   )
     return;
   stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+  if (closed) stream.once('close', closed);
   stream.end(frame);
 }
 

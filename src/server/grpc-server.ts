@@ -101,7 +101,10 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
       (decision) => {
         // An answer to a cancelled call would be dropped: do not spend the CPU encoding it.
         if (call.cancelled()) return;
-        call.answer(encodeCheckResponse(render(decision, options.render, { grpc: downstreamGrpc })));
+        const response = encodeCheckResponse(render(decision, options.render, { grpc: downstreamGrpc }));
+        // Written after the deadline, an allow reached no one (Envoy stops waiting): its use is given back.
+        if (decision.kind === 'allow') call.answer(response, () => options.gate.undelivered(decision, requestId));
+        else call.answer(response);
       },
       // The gate never rejects; this is a last guard against a crash, still failing closed.
       (err: unknown) => {
