@@ -103,7 +103,8 @@ export async function startGrpcServer(address: string, options: GrpcServerOption
         if (call.cancelled()) return;
         const response = encodeCheckResponse(render(decision, options.render, { grpc: downstreamGrpc }));
         // Written after the deadline, an allow reached no one (Envoy stops waiting): its use is given back.
-        if (decision.kind === 'allow') call.answer(response, () => options.gate.undelivered(decision, requestId));
+        if (decision.kind === 'allow')
+          call.answer(response, () => options.gate.undelivered(decision, requestId));
         else call.answer(response);
       },
       // The gate never rejects; this is a last guard against a crash, still failing closed.
