@@ -1,8 +1,9 @@
 /**
  * Envoy's Check calls read and answered straight on node's HTTP/2 streams, the hot path written by hand.
  * grpc-js's per-call machinery (call objects, interceptors, metadata, a deadline timer per call) was a third of
- * a free-route check's CPU: 38–40 µs through it, 27–29 this way (docs/benchmarks.md). The connections themselves (TLS, keepalive, max age, shutdown) and every other method
- * (health) stay grpc-js's: only streams for the Check path are taken from its HTTP/2 servers.
+ * a free-route check's CPU: 38–40 µs through it, 27–29 this way (docs/benchmarks.md). The connections
+ * themselves (TLS, keepalive, max age, shutdown) and every other method (health) stay grpc-js's: only streams
+ * for the Check path are taken from its HTTP/2 servers.
  *
  * gRPC over HTTP/2 as the spec has it for one unary call: a `grpc-timeout` header, one length-prefixed message
  * (gzip or deflate when `grpc-encoding` says so), then headers, the message and a `grpc-status` trailer.
@@ -118,17 +119,17 @@ function timeoutMs(header: string | string[] | undefined): number {
   return Number(match[1]) * (UNITS_MS[match[2] as string] as number);
 }
 
+/** The message of a call whose bytes have all arrived, at most `maxBytes` and the prefix (longer ones end early). */
 function messageOf(
   chunks: Buffer[],
   received: number,
   maxBytes: number,
   encoding: string | string[] | undefined,
-): Buffer | TooLarge | string {
+): Buffer | string {
   if (received < PREFIX_BYTES) return 'no gRPC message';
   const head = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
   const length = head.readUInt32BE(1);
   if (received !== PREFIX_BYTES + length) return 'not one gRPC message';
-  if (length > maxBytes) return new TooLarge(length);
   const body = head.subarray(PREFIX_BYTES, PREFIX_BYTES + length);
   if (head[0] === 0) return body;
   if (head[0] !== 1) return 'a gRPC message with an unknown flag';
