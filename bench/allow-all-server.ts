@@ -34,21 +34,26 @@ export interface AllowAllServer {
   shutdown(): Promise<void>;
 }
 
+/** The OK CheckResponse both allow-all servers send (an object for the generic encoder). */
+export function allowResponse(): object {
+  return {
+    status: { code: 0 },
+    ok_response: {
+      headers: PAID_HEADERS.map(([key, value]) => ({
+        header: { key, value },
+        append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+      })),
+      headers_to_remove: REMOVED_HEADERS,
+    },
+  };
+}
+
 export async function startAllowAllServer(address: string): Promise<AllowAllServer> {
   const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(AuthorizationService, {
     Check(_call: grpc.ServerUnaryCall<unknown, object>, callback: grpc.sendUnaryData<object>) {
       // Built per call, like toCheckResponse in src/server/envoy-grpc.ts.
-      callback(null, {
-        status: { code: 0 },
-        ok_response: {
-          headers: PAID_HEADERS.map(([key, value]) => ({
-            header: { key, value },
-            append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
-          })),
-          headers_to_remove: REMOVED_HEADERS,
-        },
-      });
+      callback(null, allowResponse());
     },
   });
   const port = await new Promise<number>((resolve, reject) =>

@@ -4,6 +4,7 @@ import type { LoadReport } from './authzbench';
 /** The targets the ratios name. */
 export const GO = 'go allow-all';
 export const GRPC_JS = 'grpc-js allow-all';
+export const NODE_HTTP2 = 'node:http2 allow-all';
 export const VERIFY_REDIS = 'plannt verify (redis)';
 export const CHALLENGE = 'plannt challenge (dev)';
 
@@ -135,6 +136,9 @@ export function ratioLines(batches: readonly Batch[], rows: readonly Summary[], 
   };
   const div = (a?: number, b?: number) => (a === undefined || b === undefined ? undefined : a / b);
   const verify = by(VERIFY_REDIS);
+  const floor = by(NODE_HTTP2);
+  const info = (label: string, x: number | undefined, note: string) =>
+    `  ${label.padEnd(44)} ${x === undefined ? '—' : x.toFixed(2).padStart(6)}  (${note})`;
   return [
     line(
       'verify(Redis) CPU / grpc-js allow-all CPU',
@@ -161,6 +165,17 @@ export function ratioLines(batches: readonly Batch[], rows: readonly Summary[], 
     '  workers 2/1 throughput                         —  (target ≥ 1.7: see bench/workers.ts)',
     line('verify(Redis) p99 at 25% of peak, ms', div(verify?.p99At25, 1000), '≤ 5', (v) => v <= 5),
     line('verify(Redis) p99 at 50% of peak, ms', div(verify?.p99At50, 1000), '≤ 20', (v) => v <= 20),
+    // What node's HTTP/2 and V8 cost with no code above them: Plannt's Check runs on the same streams.
+    info(
+      'verify(Redis) CPU / node:http2 allow-all CPU',
+      div(cpu(VERIFY_REDIS), cpu(NODE_HTTP2)),
+      'what Plannt adds to the streams it runs on',
+    ),
+    info(
+      'node:http2 allow-all p99 at 25% / 50%, ms',
+      div(floor?.p99At25, 1000),
+      `and ${fmt(div(floor?.p99At50, 1000), 2)}: node's HTTP/2 and V8 with nothing above them`,
+    ),
     `  ${'verify(Redis) 503s at saturation'.padEnd(44)} ${String(verify?.status503 ?? '—').padStart(6)}  (target 0)`,
   ];
 }

@@ -4,7 +4,8 @@
  *
  *   npm run bench:hot-path [-- options]      (builds bin/authzbench first: bench/tools/build.sh)
  *
- * Targets: Go allow-all (bench/tools serve), grpc-js allow-all (allow-all-server.ts), Plannt free route,
+ * Targets: Go allow-all (bench/tools serve), grpc-js allow-all (allow-all-server.ts), node:http2 allow-all
+ * (http2-allow-all-server.ts: the floor of any Node server, Plannt's Check streams included), Plannt free route,
  * verify with the Redis and with the memory spent-set, challenge (dev backend); scaling with `workers` is
  * bench/workers.ts's, since the cluster lives in `plannt serve`, not in this startApp host. Per target, rounds alternate the order (A B C …, then
  * reversed): a closed-loop warm-up, then a measured closed-loop batch at saturation giving checks/s and the
@@ -37,6 +38,7 @@ import {
   errorsOf,
   GO,
   GRPC_JS,
+  NODE_HTTP2,
   ratioLines,
   summarize,
   summaryTable,
@@ -372,6 +374,9 @@ async function main(): Promise<void> {
       stop: go.stop,
     });
     targets.push(await startHost(GRPC_JS, 'allow-all', { type: 'start', kind: 'allow-all' }, canPin));
+    targets.push(
+      await startHost(NODE_HTTP2, 'allow-all', { type: 'start', kind: 'http2-allow-all' }, canPin),
+    );
     targets.push(await startHost('plannt free route', 'free', plannt({}), canPin));
     targets.push(await startHost(VERIFY_REDIS, 'verify', plannt({}), canPin));
     targets.push(await startHost('plannt verify (memory)', 'verify', plannt({ spentSet: 'memory' }), canPin));

@@ -41,7 +41,7 @@ export const BENCH_PATH = '/v1/bench/forecast?city=lisbon&days=3';
 export const BENCH_LOCATION = 'plannt';
 export const BENCH_KEY_ID = 1;
 
-export type ServerKind = 'plannt' | 'allow-all';
+export type ServerKind = 'plannt' | 'allow-all' | 'http2-allow-all';
 
 /** Parent → server host: what to start. */
 export interface StartServer {

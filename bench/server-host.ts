@@ -8,6 +8,7 @@ import { type App, startApp } from '../src/app';
 import { parseConfig } from '../src/config';
 import { createLogger } from '../src/logger';
 import { type AllowAllServer, startAllowAllServer } from './allow-all-server';
+import { startHttp2AllowAllServer } from './http2-allow-all-server';
 import {
   BENCH_BUNDLE_ROUTE,
   BENCH_FREE_ROUTE,
@@ -29,6 +30,10 @@ function send(event: ServerEvent, then?: () => void): void {
 async function start(cmd: Extract<ServerCommand, { type: 'start' }>): Promise<number> {
   if (cmd.kind === 'allow-all') {
     allowAll = await startAllowAllServer('127.0.0.1:0');
+    return allowAll.port;
+  }
+  if (cmd.kind === 'http2-allow-all') {
+    allowAll = await startHttp2AllowAllServer('127.0.0.1');
     return allowAll.port;
   }
   if (!cmd.rootKeyHex) throw new Error('plannt needs a root key');
