@@ -12,8 +12,14 @@ export interface Batch {
   target: string;
   label: string;
   report: LoadReport;
-  /** Server CPU (the process and its children) per call, microseconds; closed-loop batches only. */
+  /**
+   * Server CPU (the process and its children) per call, microseconds. In an open loop each call arrives alone,
+   * so it costs more than at saturation, where reads and writes are shared: rate × this is the server's load.
+   */
   serverCpuUsPerCheck: number;
+  /** Node servers: main-thread GC pause per call, microseconds, and the longest single pause, ms. */
+  gcUsPerCheck?: number;
+  maxGcPauseMs?: number;
   loadAverage: number;
   /**
    * Cores kept busy by anything but the server and the load generator during the batch (Redis, the bench
@@ -37,8 +43,11 @@ export function batchRow(b: Batch): string {
     ms(r.latencyUs.p99).padStart(8),
     String(r.allowed).padStart(7),
     String(r.denied).padStart(6),
+    String(r.byHttpStatus['503'] ?? 0).padStart(5),
     String(errorsOf(r)).padStart(5),
-    (r.mode === 'closed' ? fmt(b.serverCpuUsPerCheck, 1) : '').padStart(10),
+    fmt(b.serverCpuUsPerCheck, 1).padStart(10),
+    fmt(b.gcUsPerCheck, 1).padStart(9),
+    fmt(b.maxGcPauseMs, 1).padStart(9),
     fmt(r.cpuUsPerCall, 1).padStart(9),
     fmt(b.loadAverage, 1).padStart(6),
     fmt(b.otherCores, 2).padStart(6),
@@ -52,8 +61,11 @@ export const BATCH_HEADER = [
   'p99 ms'.padStart(8),
   'allow'.padStart(7),
   'deny'.padStart(6),
+  '503'.padStart(5),
   'err'.padStart(5),
   'srv µs/chk'.padStart(10),
+  'gc µs/chk'.padStart(9),
+  'gc max ms'.padStart(9),
   'load µs'.padStart(9),
   'load1'.padStart(6),
   'other'.padStart(6),
@@ -66,6 +78,8 @@ export interface Summary {
   pinned: boolean;
   checksPerSecond: number;
   serverCpuUsPerCheck: number;
+  /** Node servers: main-thread GC pause per check at saturation, microseconds. */
+  gcUsPerCheck?: number;
   loadCpuUsPerCall: number;
   p50At25?: number;
   p99At25?: number;
@@ -89,6 +103,9 @@ export function summarize(batches: readonly Batch[], t: { name: string; pinned: 
     pinned: t.pinned,
     checksPerSecond: mean(closed.map((b) => b.report.checksPerSecond)),
     serverCpuUsPerCheck: mean(closed.map((b) => b.serverCpuUsPerCheck)),
+    ...(closed.every((b) => b.gcUsPerCheck !== undefined) && {
+      gcUsPerCheck: mean(closed.map((b) => b.gcUsPerCheck as number)),
+    }),
     loadCpuUsPerCall: mean(closed.map((b) => b.report.cpuUsPerCall)),
     ...(at25 && { p50At25: at25.latencyUs.p50, p99At25: at25.latencyUs.p99 }),
     ...(at50 && { p50At50: at50.latencyUs.p50, p99At50: at50.latencyUs.p99 }),
@@ -99,11 +116,11 @@ export function summarize(batches: readonly Batch[], t: { name: string; pinned: 
 }
 
 export function summaryTable(rows: Summary[]): string {
-  const head = `  ${'target'.padEnd(26)} ${'pinned'.padStart(6)} ${'checks/s'.padStart(8)} ${'srv µs/chk'.padStart(10)} ${'load µs'.padStart(8)}  ${'p50/p99 ms @25%'.padStart(15)}  ${'p50/p99 ms @50%'.padStart(15)} ${'503s'.padStart(5)} ${'err'.padStart(5)} ${'other'.padStart(5)}`;
+  const head = `  ${'target'.padEnd(26)} ${'pinned'.padStart(6)} ${'checks/s'.padStart(8)} ${'srv µs/chk'.padStart(10)} ${'gc µs/chk'.padStart(9)} ${'load µs'.padStart(8)}  ${'p50/p99 ms @25%'.padStart(15)}  ${'p50/p99 ms @50%'.padStart(15)} ${'503s'.padStart(5)} ${'err'.padStart(5)} ${'other'.padStart(5)}`;
   const lines = rows.map(
     (s) =>
       `  ${s.target.padEnd(26)} ${(s.pinned ? 'yes' : 'no').padStart(6)} ${fmt(s.checksPerSecond).padStart(8)} ` +
-      `${fmt(s.serverCpuUsPerCheck, 1).padStart(10)} ${fmt(s.loadCpuUsPerCall, 1).padStart(8)}  ` +
+      `${fmt(s.serverCpuUsPerCheck, 1).padStart(10)} ${fmt(s.gcUsPerCheck, 1).padStart(9)} ${fmt(s.loadCpuUsPerCall, 1).padStart(8)}  ` +
       `${`${ms(s.p50At25)} / ${ms(s.p99At25)}`.padStart(15)}  ${`${ms(s.p50At50)} / ${ms(s.p99At50)}`.padStart(15)} ` +
       `${String(s.status503).padStart(5)} ${String(s.grpcErrors).padStart(5)} ${fmt(s.otherCores, 2).padStart(5)}`,
   );

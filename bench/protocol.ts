@@ -66,6 +66,10 @@ export interface ServerStats {
   eluIdleMs: number;
   eluActiveMs: number;
   rssBytes: number;
+  /** Garbage collection since start (perf_hooks 'gc' entries): total pause, milliseconds. */
+  gcMs: number;
+  /** The longest single pause since the previous stats request, milliseconds. */
+  gcMaxPauseMs: number;
   /** Plannt only: plannt_paid_requests_total summed over services. */
   paidRequests?: number;
 }

@@ -2,7 +2,7 @@
  * A forked child that runs one server under test, Plannt (startApp with Redis) or the allow-all ceiling,
  * and answers the parent's IPC requests for its CPU and event-loop figures.
  */
-import { performance } from 'node:perf_hooks';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { type App, startApp } from '../src/app';
 import { parseConfig } from '../src/config';
@@ -22,6 +22,16 @@ import {
 
 let app: App | undefined;
 let allowAll: AllowAllServer | undefined;
+
+// Every pause of the main thread for GC: the bench reports them per check and the longest per batch.
+let gcMs = 0;
+let gcMaxPauseMs = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    gcMs += entry.duration;
+    gcMaxPauseMs = Math.max(gcMaxPauseMs, entry.duration);
+  }
+}).observe({ entryTypes: ['gc'] });
 
 function send(event: ServerEvent, then?: () => void): void {
   process.send?.(event, undefined, {}, () => then?.());
@@ -112,9 +122,12 @@ process.on('message', (cmd: ServerCommand) => {
           eluIdleMs: elu.idle,
           eluActiveMs: elu.active,
           rssBytes: process.memoryUsage.rss(),
+          gcMs,
+          gcMaxPauseMs,
           ...(paid !== undefined && { paidRequests: paid }),
         },
       });
+      gcMaxPauseMs = 0;
     } else {
       await (app?.stop() ?? allowAll?.shutdown());
       // A normal exit once the parent has the message, so --cpu-prof writes its profile.
