@@ -9,6 +9,7 @@ if (!checkMethod) throw new Error('Authorization/Check not found in the loaded p
 
 export const CHECK_PATH = checkMethod.path;
 export const serializeCheckRequest = checkMethod.requestSerialize;
+export const serializeCheckResponse = checkMethod.responseSerialize;
 export const deserializeCheckResponse = checkMethod.responseDeserialize as (bytes: Buffer) => unknown;
 export const passThrough = (bytes: Buffer): Buffer => bytes;
 /** Open loop: stop scheduling if this many calls are outstanding (the server has fallen behind for good). */

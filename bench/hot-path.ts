@@ -5,7 +5,7 @@
  *   npm run bench:hot-path [-- options]      (builds bin/authzbench first: bench/tools/build.sh)
  *
  * Targets: Go allow-all (bench/tools serve), grpc-js allow-all (allow-all-server.ts), node:http2 allow-all
- * (http2-allow-all-server.ts: the floor of any Node server, Plannt's Check streams included), Plannt free route,
+ * (http2-allow-all-server.ts: node's HTTP/2 with nothing above it, the streams Plannt's Check runs on), Plannt free route,
  * verify with the Redis and with the memory spent-set, challenge (dev backend); scaling with `workers` is
  * bench/workers.ts's, since the cluster lives in `plannt serve`, not in this startApp host. Per target, rounds alternate the order (A B C …, then
  * reversed): a closed-loop warm-up, then a measured closed-loop batch at saturation giving checks/s, the

@@ -1,18 +1,15 @@
 /**
- * The floor under any Node ext_authz server: node:http2 alone, no gRPC library, answering every call on the
+ * The floor under a Node ext_authz server: node:http2 alone, no gRPC library, answering every call on the
  * Check path with one precomputed OK CheckResponse (the grpc-js allow-all's, encoded once) after reading the
  * whole request and decoding none of it. What it costs, and its latency tail, belong to node's HTTP/2 and
  * V8, not to any code above them; Plannt reads and answers Check on these same streams (src/server/check-streams.ts).
  */
 import { createServer, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { AuthorizationService } from '../src/envoy/protos';
 import { type AllowAllServer, allowResponse } from './allow-all-server';
+import { CHECK_PATH, serializeCheckResponse } from './check-codec';
 
-const check = AuthorizationService.Check;
-if (!check) throw new Error('Authorization/Check not found in the loaded protos');
-const { path: checkPath } = check;
-const response = check.responseSerialize(allowResponse());
+const response = serializeCheckResponse(allowResponse());
 const frame = Buffer.alloc(5 + response.length);
 frame.writeUInt32BE(response.length, 1);
 response.copy(frame, 5);
@@ -21,7 +18,7 @@ export async function startHttp2AllowAllServer(host: string): Promise<AllowAllSe
   const server = createServer();
   server.on('stream', (stream: ServerHttp2Stream, headers) => {
     stream.on('error', () => {});
-    if (headers[':path'] !== checkPath) {
+    if (headers[':path'] !== CHECK_PATH) {
       stream.respond(
         { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '12' },
         { endStream: true },
