@@ -77,6 +77,7 @@ export async function startApp(
     challengeLimits: challengeLimits(config),
     admission: {
       lagMs: load.lagMs,
+      worstLagMs: load.worstLagMs,
       recentCheckMs: load.recentCheckMs,
       recordCheckMs: load.recordCheckMs,
       // Counted even without a cap: the lag rules judge only a process with checks in progress.

@@ -50,6 +50,8 @@ export interface Admission {
   inFlight?: ConcurrencyCap;
   /** How late the event loop currently runs (ms): a check waits about that long for each turn it needs. */
   lagMs?: () => number;
+  /** The worst lag of the last seconds (ms): how late a timer set now may fire. */
+  worstLagMs?: () => number;
   /** How long the slowest recent checks with a credential took (ms), and where each one's time is reported. */
   recentCheckMs?: () => number;
   recordCheckMs?: (ms: number) => void;
@@ -292,10 +294,15 @@ async function challengeOrUnavailable(
 
 const MIN_DEADLINE_MARGIN_MS = 25;
 
-/** Time left for a dependency call, keeping back a margin so the answer reaches the caller in time. */
+/**
+ * Time left for a dependency call, keeping back a margin so the answer reaches the caller in time: a tenth of
+ * it (at least 25 ms) for the answer's way out, and the worst recent event-loop lag on top, since the call
+ * ends by a timer, which fires that much late.
+ */
 function budgetFor(req: GateRequest, engine: Engine): number {
   const remaining = req.deadline - engine.now();
-  return remaining - Math.max(MIN_DEADLINE_MARGIN_MS, remaining / 10);
+  const lagMs = engine.admission?.worstLagMs?.() ?? 0;
+  return remaining - Math.max(MIN_DEADLINE_MARGIN_MS, remaining / 10) - lagMs;
 }
 
 interface NoChallenge {
