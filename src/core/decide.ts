@@ -297,11 +297,12 @@ const MIN_DEADLINE_MARGIN_MS = 25;
 /**
  * Time left for a dependency call, keeping back a margin so the answer reaches the caller in time: a tenth of
  * it (at least 25 ms) for the answer's way out, and the worst recent event-loop lag on top, since the call
- * ends by a timer, which fires that much late.
+ * ends by a timer, which fires that much late. The lag takes at most another tenth: one long stall (a start,
+ * a major GC) must not leave no time for any call for seconds after.
  */
 function budgetFor(req: GateRequest, engine: Engine): number {
   const remaining = req.deadline - engine.now();
-  const lagMs = engine.admission?.worstLagMs?.() ?? 0;
+  const lagMs = Math.min(engine.admission?.worstLagMs?.() ?? 0, remaining / 10);
   return remaining - Math.max(MIN_DEADLINE_MARGIN_MS, remaining / 10) - lagMs;
 }
 

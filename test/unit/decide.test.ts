@@ -196,15 +196,13 @@ describe('a request without a credential', () => {
 
   it('keeps back the worst recent event-loop lag too: the call ends by a timer that fires that late', async () => {
     const h = harness();
-    h.engine.admission = { worstLagMs: () => 150 };
+    h.engine.admission = { worstLagMs: () => 100 };
     await decide(request(h, { deadline: NOW_MS + 1200 }), h.engine);
-    expect(h.invoiceCalls[0]?.timeoutMs).toBe(930);
-    const authorization = await buy(h);
-    h.engine.admission = { worstLagMs: () => 1190 };
-    // No time left once the lag is kept back: refused before the spend, the token still unused.
-    const late = await decide(request(h, { deadline: NOW_MS + 1200, authorization }), h.engine);
-    expect(late).toMatchObject({ kind: 'deny', reason: 'deadline_exceeded' });
-    expect(h.spendCalls).toEqual([]);
+    expect(h.invoiceCalls[0]?.timeoutMs).toBe(980);
+    // At most another tenth: one long stall must not leave no time for any call after it.
+    h.engine.admission = { worstLagMs: () => 10_000 };
+    await decide(request(h, { deadline: NOW_MS + 1200 }), h.engine);
+    expect(h.invoiceCalls[1]?.timeoutMs).toBe(960);
   });
 
   it('adds the capability of the route to the minted token', async () => {
