@@ -24,7 +24,7 @@ export function loadSignals(intervalMs = 10, worstHalfLifeMs = 2000): LoadSignal
     const now = performance.now();
     const late = now - due;
     lag = Math.max(late, lag / 2);
-    worst = Math.max(late, worst * 0.5 ** ((now - due + intervalMs) / worstHalfLifeMs));
+    worst = Math.max(late, worst * 0.5 ** ((late + intervalMs) / worstHalfLifeMs));
     recent /= 2;
     due = now + intervalMs;
   }, intervalMs);
