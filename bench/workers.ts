@@ -1,45 +1,59 @@
 /**
- * `plannt serve` with 1 and with N workers under the same verify load: checks/s, server CPU per check (the
+ * `plannt serve` with 1 and with N workers under the same paid load: checks/s, server CPU per check (the
  * primary and every worker, from /proc) and each worker's peak RSS.
  *
- *   npm run build && bench/tools/build.sh && node dist/bench/workers.js [--workers 1,2] [--rounds 2]
- *     [--calls 60000] [--concurrency 64] [--connections 8] [--node-options "--max-semi-space-size=2"]
+ *   npm run build && node dist/bench/workers.js [--workers 1,2] [--rounds 4] [--kinds bundle,pass]
+ *     [--calls 100000] [--connections 8] [--streams 16] [--node-options "--max-semi-space-size=2"]
  *
  * Each run starts the CLI as a pod does (its own process tree, a private redis-server spent-set, log level
- * info to a file) and drives it closed loop with the Go load generator (bin/authzbench: ~40 µs of CPU a
- * call, a fraction of grpc-js clients'), each check a freshly minted paid token. Runs alternate between the
- * worker counts, round after round, so a change in the machine's other load touches both alike.
+ * info to a file) and drives it closed loop with h2load (bench/h2load.ts), one token per kind used for
+ * every call: `bundle` (a bundle of MAX_USES: verified, counted in Redis by the Lua script, allowed) and
+ * `pass` (verified, allowed, no Redis call). Every call must be allowed, by the server's own
+ * `plannt_checks_total`. Runs alternate between the worker counts, round after round, so a change in the
+ * machine's other load touches both alike; each run reports the CPU time the hypervisor stole meanwhile.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { assertBuilt, runLoad, writeRequestFile } from './authzbench';
+import { MAX_USES } from '../src/core/routes';
+import { keyring } from '../src/l402/keys';
+import { mintMacaroon } from '../src/l402/mint';
 import { serializeCheckRequest } from './check-codec';
-import { envoyCheckRequest, paidCredentialMinter } from './envoy-request';
-import { BENCH_KEY_ID, BENCH_ROUTE } from './protocol';
+import { envoyCheckRequest } from './envoy-request';
+import { assertH2load, runH2load, writeGrpcBody } from './h2load';
+import { BENCH_KEY_ID, BENCH_LOCATION } from './protocol';
 import { startRedisProcess } from './redis-process';
 
 const { values: args } = parseArgs({
   options: {
     workers: { type: 'string', default: '1,2' },
-    rounds: { type: 'string', default: '2' },
-    calls: { type: 'string', default: '60000' },
-    warmup: { type: 'string', default: '10000' },
-    concurrency: { type: 'string', default: '64' },
+    rounds: { type: 'string', default: '4' },
+    kinds: { type: 'string', default: 'bundle,pass' },
+    calls: { type: 'string', default: '100000' },
+    warmup: { type: 'string', default: '20000' },
     connections: { type: 'string', default: '8' },
+    streams: { type: 'string', default: '16' },
     'node-options': { type: 'string', default: '' },
   },
 });
 const ROUNDS = Number(args.rounds);
 const CALLS = Number(args.calls);
 const WARMUP = Number(args.warmup);
-const CONCURRENCY = Number(args.concurrency);
-const CONNECTIONS = Number(args.connections);
 const CLI = path.join(__dirname, '../src/cli.js');
 const TICKS_PER_SECOND = 100;
+
+const KINDS = {
+  bundle: { route: 'bench.workers.bundle', prefix: '/v1/bundle/', uses: MAX_USES },
+  pass: { route: 'bench.workers.pass', prefix: '/v1/pass/', uses: 'unlimited' },
+} as const;
+type Kind = keyof typeof KINDS;
+const kinds = (args.kinds ?? '').split(',').map((k) => {
+  if (!(k in KINDS)) throw new Error(`--kinds: ${k} is not one of ${Object.keys(KINDS).join(', ')}`);
+  return k as Kind;
+});
 
 const rssMb = (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
@@ -48,53 +62,89 @@ const cpuSeconds = (pid: number) => {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
 };
+/** The machine's CPU time so far, all of it and the part the hypervisor stole (/proc/stat, in ticks). */
+const machineTicks = () => {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1, 9) ?? [];
+  return { total: fields.reduce((s, f) => s + Number(f), 0), steal: Number(fields[7]) };
+};
 
 interface Run {
   workers: number;
+  kind: Kind;
   checksPerSecond: number;
   cpuUsPerCheck: number;
+  loadUsPerCheck: number;
+  redisUsPerCheck: number;
+  stealPercent: number;
   peakRssMb: number[];
-  failures: number;
+  notAllowed: number;
 }
 
-/** `count` Envoy-shaped checks, each with its own freshly minted token, in a file the generator reads. */
-function requestFile(dir: string, name: string, rootKeyHex: string, count: number): string {
-  const mint = paidCredentialMinter({
-    rootKeyHex,
-    keyId: BENCH_KEY_ID,
-    validUntil: Math.floor(Date.now() / 1000) + 3600,
-  });
-  const nowSeconds = Math.floor(Date.now() / 1000);
-  const requests = Array.from({ length: count }, (_, i) =>
-    serializeCheckRequest(
-      envoyCheckRequest({ authorization: mint().authorization, requestId: `w-${name}-${i}`, nowSeconds }),
-    ),
+interface Server {
+  grpcPort: number;
+  adminPort: number;
+  /** The processes that decide: the single process, or the workers. */
+  workerPids: number[];
+  /** Every process whose CPU counts: the workers and, with more than one, the primary. */
+  tree: number[];
+}
+
+/** A request for `kind`'s route carrying a token that buys `uses` of it, gRPC-framed in a file. */
+function bodyFile(dir: string, name: string, kind: Kind, rootKey: Buffer): string {
+  const { route, prefix, uses } = KINDS[kind];
+  const preimage = randomBytes(32);
+  const macaroon = mintMacaroon(
+    createHash('sha256').update(preimage).digest(),
+    {
+      service: 'bench',
+      routeId: route,
+      priceSats: 10,
+      validUntil: Math.floor(Date.now() / 1000) + 3600,
+      uses,
+    },
+    keyring([{ id: BENCH_KEY_ID, secret: rootKey }], BENCH_KEY_ID),
+    BENCH_LOCATION,
   );
+  const request = envoyCheckRequest({
+    authorization: `L402 ${macaroon.toString('base64')}:${preimage.toString('hex')}`,
+    requestId: name,
+    nowSeconds: Math.floor(Date.now() / 1000),
+    path: `${prefix}forecast?city=lisbon`,
+  });
   const file = path.join(dir, `${name}.bin`);
-  writeRequestFile(file, requests);
+  writeGrpcBody(file, serializeCheckRequest(request));
   return file;
 }
 
-async function run(workers: number, redisUrl: string, dir: string): Promise<Run> {
-  const rootKeyHex = randomBytes(32).toString('hex');
+async function allowedSoFar(server: Server): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('plannt_checks_total{') && l.includes('decision="allow"'))
+    .reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
+}
+
+async function startServer(workers: number, redisUrl: string, rootKey: Buffer, dir: string) {
   const config = path.join(dir, `plannt-${workers}.yaml`);
+  const routes = Object.values(KINDS).map(
+    (k) =>
+      `  - { id: ${k.route}, service: bench, price_sats: 10, path: { prefix: ${k.prefix} }, uses: ${k.uses} }`,
+  );
   writeFileSync(
     config,
     `listen: { grpc: "127.0.0.1:0", admin: "127.0.0.1:0", http: "127.0.0.1:0" }
-root_keys: [{ id: ${BENCH_KEY_ID}, key: "${rootKeyHex}" }]
+root_keys: [{ id: ${BENCH_KEY_ID}, key: "${rootKey.toString('hex')}" }]
 current_key_id: ${BENCH_KEY_ID}
 backend: { kind: dev }
-spent_set: { kind: redis, redis: { url: "${redisUrl}", key_prefix: "w${workers}-${rootKeyHex.slice(0, 8)}:", command_timeout_ms: 2000 } }
+spent_set: { kind: redis, redis: { url: "${redisUrl}", key_prefix: "w${workers}-${randomBytes(4).toString('hex')}:", command_timeout_ms: 2000 } }
 routes:
-  - { id: ${BENCH_ROUTE.id}, service: ${BENCH_ROUTE.service}, price_sats: ${BENCH_ROUTE.priceSats}, path: { prefix: ${BENCH_ROUTE.pathPrefix} } }
+${routes.join('\n')}
 drain_seconds: 0
 workers: ${workers}
 `,
   );
-  const warmup = requestFile(dir, `warmup-${workers}`, rootKeyHex, WARMUP);
-  const measured = requestFile(dir, `measured-${workers}`, rootKeyHex, CALLS);
   const logFile = path.join(dir, `plannt-${workers}.log`);
-  const server: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--config', config], {
+  const child: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--config', config], {
     stdio: ['ignore', openSync(logFile, 'w'), 'inherit'],
     env: { ...process.env, NODE_ENV: 'bench', NODE_OPTIONS: args['node-options'] },
   });
@@ -103,93 +153,133 @@ workers: ${workers}
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-  try {
-    return await measure(workers, server, logs, warmup, measured);
-  } finally {
-    if (server.exitCode === null) {
-      const exited = new Promise((r) => server.once('exit', r));
-      server.kill('SIGTERM');
-      await exited;
+  const stop = async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  };
+  let started: Record<string, unknown> | undefined;
+  for (let i = 0; !started; i++) {
+    if (i > 600 || child.exitCode !== null) {
+      await stop();
+      throw new Error('plannt did not start');
     }
+    await new Promise((r) => setTimeout(r, 100));
+    started = logs().find((l) => l.msg === 'plannt started');
   }
+  const workerPids =
+    workers === 1
+      ? [child.pid ?? 0]
+      : logs().flatMap((l) => (l.msg === 'worker started' ? [Number(l.pid)] : []));
+  const server: Server = {
+    grpcPort: Number(started.grpc_port),
+    adminPort: Number(started.admin_port),
+    workerPids,
+    tree: workers === 1 ? workerPids : [child.pid ?? 0, ...workerPids],
+  };
+  return { server, stop };
 }
 
 async function measure(
   workers: number,
-  server: ChildProcess,
-  logs: () => Record<string, unknown>[],
-  warmupFile: string,
-  measuredFile: string,
+  kind: Kind,
+  server: Server,
+  body: string,
+  redisPid: number,
 ): Promise<Run> {
-  let started: Record<string, unknown> | undefined;
-  for (let i = 0; !started; i++) {
-    if (i > 600) throw new Error('plannt did not start');
-    await new Promise((r) => setTimeout(r, 100));
-    started = logs().find((l) => l.msg === 'plannt started');
-  }
-  const pids =
-    workers === 1
-      ? [server.pid ?? 0]
-      : logs().flatMap((l) => (l.msg === 'worker started' ? [Number(l.pid)] : []));
-  const tree = workers === 1 ? pids : [server.pid ?? 0, ...pids];
-  const load = (requestsFile: string, calls: number) =>
-    runLoad({
-      target: `127.0.0.1:${started?.grpc_port}`,
-      requestsFile,
+  const load = (calls: number) =>
+    runH2load({
+      port: server.grpcPort,
+      bodyFile: body,
       calls,
-      concurrency: CONCURRENCY,
-      conns: CONNECTIONS,
-      deadlineMs: 5000,
+      connections: Number(args.connections),
+      streamsPerConnection: Number(args.streams),
     });
-  await load(warmupFile, WARMUP);
-  const peak = pids.map(() => 0);
+  await load(WARMUP);
+  const peak = server.workerPids.map(() => 0);
   const sampler = setInterval(() => {
-    pids.forEach((pid, i) => {
+    server.workerPids.forEach((pid, i) => {
       peak[i] = Math.max(peak[i] ?? 0, rssMb(pid));
     });
   }, 250);
-  const cpuBefore = tree.reduce((s, pid) => s + cpuSeconds(pid), 0);
-  const report = await load(measuredFile, CALLS);
-  const cpu = tree.reduce((s, pid) => s + cpuSeconds(pid), 0) - cpuBefore;
+  const cpu = () => server.tree.reduce((s, pid) => s + cpuSeconds(pid), 0);
+  const [cpuBefore, redisBefore, machineBefore, allowedBefore] = [
+    cpu(),
+    cpuSeconds(redisPid),
+    machineTicks(),
+    await allowedSoFar(server),
+  ];
+  const report = await load(CALLS);
+  const [serverCpu, redisCpu, machineAfter] = [
+    cpu() - cpuBefore,
+    cpuSeconds(redisPid) - redisBefore,
+    machineTicks(),
+  ];
   clearInterval(sampler);
+  const allowed = (await allowedSoFar(server)) - allowedBefore;
   return {
     workers,
-    checksPerSecond: report.allowed / (report.elapsedMs / 1000),
-    cpuUsPerCheck: (cpu / report.allowed) * 1e6,
+    kind,
+    checksPerSecond: report.callsPerSecond,
+    cpuUsPerCheck: (serverCpu / CALLS) * 1e6,
+    loadUsPerCheck: report.cpuUsPerCall,
+    redisUsPerCheck: (redisCpu / CALLS) * 1e6,
+    stealPercent:
+      (100 * (machineAfter.steal - machineBefore.steal)) /
+      Math.max(1, machineAfter.total - machineBefore.total),
     peakRssMb: peak,
-    failures: report.calls - report.allowed,
+    notAllowed: CALLS - Math.min(allowed, report.ok),
   };
 }
 
+async function run(workers: number, redis: { url: string; pid: number }, dir: string): Promise<Run[]> {
+  const rootKey = randomBytes(32);
+  const { server, stop } = await startServer(workers, redis.url, rootKey, dir);
+  try {
+    const runs: Run[] = [];
+    for (const kind of kinds)
+      runs.push(
+        await measure(workers, kind, server, bodyFile(dir, `${kind}-${workers}`, kind, rootKey), redis.pid),
+      );
+    return runs;
+  } finally {
+    await stop();
+  }
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
 async function main(): Promise<void> {
-  assertBuilt();
+  assertH2load();
   const redis = await startRedisProcess();
   const dir = mkdtempSync(path.join(tmpdir(), 'plannt-bench-workers-'));
   try {
     process.stdout.write(
-      `plannt bench: workers (${CALLS} calls per run, ${CONCURRENCY} in flight on ${CONNECTIONS} connections, Go load generator, NODE_OPTIONS="${args['node-options']}")\n`,
+      `plannt bench: workers (${CALLS} calls per run, ${args.streams} in flight on each of ${args.connections} connections, h2load, NODE_OPTIONS="${args['node-options']}")\n`,
     );
     const counts = (args.workers ?? '1').split(',').map(Number);
     const runs: Run[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       for (const n of round % 2 ? counts : [...counts].reverse()) {
-        const r = await run(n, redis.url, dir);
-        runs.push(r);
-        process.stdout.write(
-          `  round ${round}, workers ${r.workers}: ${r.checksPerSecond.toFixed(0).padStart(6)} checks/s  server CPU ${r.cpuUsPerCheck.toFixed(0)} µs/check  peak RSS per worker ${r.peakRssMb.map((m) => `${m.toFixed(0)} MB`).join(', ')}  failures ${r.failures}\n`,
-        );
+        for (const r of await run(n, redis, dir)) {
+          runs.push(r);
+          process.stdout.write(
+            `  round ${round}, workers ${r.workers}, ${r.kind.padEnd(6)} ${r.checksPerSecond.toFixed(0).padStart(6)} checks/s  server CPU ${r.cpuUsPerCheck.toFixed(0)} µs/check  h2load ${r.loadUsPerCheck.toFixed(1)}  redis ${r.redisUsPerCheck.toFixed(1)}  stolen ${r.stealPercent.toFixed(0)}%  peak RSS per worker ${r.peakRssMb.map((m) => `${m.toFixed(0)} MB`).join(', ')}  not allowed ${r.notAllowed}\n`,
+          );
+        }
       }
     }
-    const mean = (n: number) => {
-      const of = runs.filter((r) => r.workers === n);
-      return of.reduce((sum, r) => sum + r.checksPerSecond, 0) / of.length;
-    };
     const [one, ...more] = counts;
-    for (const n of more)
-      if (one !== undefined)
+    for (const kind of kinds)
+      for (const n of more) {
+        const rate = (w: number | undefined, round: number) =>
+          runs.filter((r) => r.kind === kind && r.workers === w)[round]?.checksPerSecond ?? Number.NaN;
+        const perRound = Array.from({ length: ROUNDS }, (_, i) => rate(n, i) / rate(one, i));
         process.stdout.write(
-          `  ${n} workers / ${one}: ${(mean(n) / mean(one)).toFixed(2)}× (mean of ${ROUNDS} rounds)\n`,
+          `  ${kind}: ${n} workers / ${one}: ${mean(perRound).toFixed(2)}× (per round ${perRound.map((x) => x.toFixed(2)).join(', ')})\n`,
         );
+      }
   } finally {
     await redis.stop();
     rmSync(dir, { recursive: true, force: true });
