@@ -265,7 +265,7 @@ async function main(): Promise<void> {
         for (const r of await run(n, redis, dir)) {
           runs.push(r);
           process.stdout.write(
-            `  round ${round}, workers ${r.workers}, ${r.kind.padEnd(6)} ${r.checksPerSecond.toFixed(0).padStart(6)} checks/s  server CPU ${r.cpuUsPerCheck.toFixed(0)} µs/check  h2load ${r.loadUsPerCheck.toFixed(1)}  redis ${r.redisUsPerCheck.toFixed(1)}  stolen ${r.stealPercent.toFixed(0)}%  peak RSS per worker ${r.peakRssMb.map((m) => `${m.toFixed(0)} MB`).join(', ')}  not allowed ${r.notAllowed}\n`,
+            `  round ${round}, workers ${r.workers}, ${r.kind.padEnd(6)} ${r.checksPerSecond.toFixed(0).padStart(6)} checks/s  server CPU ${r.cpuUsPerCheck.toFixed(0)} µs/check (${((r.cpuUsPerCheck * r.checksPerSecond) / 1e6).toFixed(2)} cores)  h2load ${r.loadUsPerCheck.toFixed(1)}  redis ${r.redisUsPerCheck.toFixed(1)}  stolen ${r.stealPercent.toFixed(0)}%  peak RSS per worker ${r.peakRssMb.map((m) => `${m.toFixed(0)} MB`).join(', ')}  not allowed ${r.notAllowed}\n`,
           );
         }
       }
@@ -276,8 +276,10 @@ async function main(): Promise<void> {
         const rate = (w: number | undefined, round: number) =>
           runs.filter((r) => r.kind === kind && r.workers === w)[round]?.checksPerSecond ?? Number.NaN;
         const perRound = Array.from({ length: ROUNDS }, (_, i) => rate(n, i) / rate(one, i));
+        const cpu = (w: number | undefined) =>
+          mean(runs.filter((r) => r.kind === kind && r.workers === w).map((r) => r.cpuUsPerCheck));
         process.stdout.write(
-          `  ${kind}: ${n} workers / ${one}: ${mean(perRound).toFixed(2)}× (per round ${perRound.map((x) => x.toFixed(2)).join(', ')})\n`,
+          `  ${kind}: ${n} workers / ${one}: ${mean(perRound).toFixed(2)}× checks/s (per round ${perRound.map((x) => x.toFixed(2)).join(', ')}); server CPU per check ${(cpu(n) / cpu(one)).toFixed(2)}×\n`,
         );
       }
   } finally {
