@@ -29,6 +29,10 @@ export interface H2loadOptions {
   calls: number;
   connections: number;
   streamsPerConnection: number;
+  /** Open loop: requests per second on each connection (h2load's `--rps`); closed loop when absent. */
+  ratePerConnection?: number;
+  /** The request's path; Envoy's Check method when absent. */
+  path?: string;
 }
 
 export interface H2loadReport {
@@ -44,8 +48,9 @@ export function runH2load(o: H2loadOptions): Promise<H2loadReport> {
   const script = `h2load "$@" && times`;
   const args = [
     ...['-n', String(o.calls), '-c', String(o.connections), '-m', String(o.streamsPerConnection), '-t', '1'],
+    ...(o.ratePerConnection === undefined ? [] : ['--rps', String(o.ratePerConnection)]),
     ...['-H', 'content-type: application/grpc', '-H', 'te: trailers', '-d', o.bodyFile],
-    `http://127.0.0.1:${o.port}${CHECK_PATH}`,
+    `http://127.0.0.1:${o.port}${o.path ?? CHECK_PATH}`,
   ];
   return new Promise((resolve, reject) =>
     execFile('bash', ['-c', script, 'h2load', ...args], { maxBuffer: 1 << 22 }, (err, stdout, stderr) => {
