@@ -3,7 +3,7 @@
  * (`--trace-gc-nvp`), not from FinalizationRegistry or the sampling heap profiler: both hold their targets
  * through scavenges themselves. No gRPC library and no Plannt: the floor under Plannt's Check.
  *
- *   npm run build && node dist/bench/stream-survival.js [--rounds 2] [--calls 16000] [--rate 1000]
+ *   npm run build && node dist/bench/stream-survival.js [--rounds 2] [--calls 16000] [--rate 2000]
  *
  * Each server runs in its own process under `--trace-gc-nvp`; h2load drives it open loop on 2 connections.
  * The answers: `headers` (headers with END_STREAM, the body never read), `read-headers` (the body read,
