@@ -7,8 +7,9 @@
  *
  * Each server runs in its own process under `--trace-gc-nvp`; h2load drives it open loop on 2 connections.
  * The answers: `headers` (headers with END_STREAM, the body never read), `read-headers` (the body read,
- * then headers alone) and `grpc` (headers, a 5-byte message, trailers, as a gRPC server answers). Variants
- * alternate, round after round.
+ * then headers alone), `body` (headers, then a 5-byte body), `trailers` (headers, then trailers) and `grpc`
+ * (headers, a 5-byte message, trailers, as a gRPC server answers). Variants alternate, round after round.
+ * Run it with another Node to compare runtimes: every server runs on the Node that runs this script.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,7 +20,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { assertH2load, runH2load, writeGrpcBody } from './h2load';
 
-const VARIANTS = ['headers', 'read-headers', 'grpc'] as const;
+const VARIANTS = ['headers', 'read-headers', 'body', 'trailers', 'grpc'] as const;
 type Variant = (typeof VARIANTS)[number];
 const CONNECTIONS = 2;
 const EMPTY_MESSAGE = Buffer.alloc(5);
@@ -37,9 +38,15 @@ function serve(variant: Variant): void {
         stream.respond({ ':status': 200 }, { endStream: true });
         return;
       }
+      if (variant === 'body') {
+        stream.respond({ ':status': 200 });
+        stream.end(EMPTY_MESSAGE);
+        return;
+      }
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
       stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
-      stream.end(EMPTY_MESSAGE);
+      // `trailers`: no message between the headers and the trailers.
+      stream.end(variant === 'grpc' ? EMPTY_MESSAGE : undefined);
     });
   });
   server.listen(0, '127.0.0.1', () => {
