@@ -58,16 +58,11 @@ export function runH2load(o: H2loadOptions): Promise<H2loadReport> {
       const rate = /finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(stdout);
       const ok = /status codes: (\d+) 2xx/.exec(stdout);
       // `times` prints the shell's user/system line, then its children's: `0m0.540s 0m0.257s`.
-      const children =
-        stdout
-          .trim()
-          .split('\n')
-          .at(-1)
-          ?.match(/(\d+)m([\d.]+)s/g) ?? [];
-      const seconds = children.reduce((sum, t) => {
-        const [, m, s] = /(\d+)m([\d.]+)s/.exec(t) ?? [];
-        return sum + Number(m) * 60 + Number(s);
-      }, 0);
+      const children = stdout.trim().split('\n').at(-1) ?? '';
+      const seconds = [...children.matchAll(/(\d+)m([\d.]+)s/g)].reduce(
+        (sum, [, m, s]) => sum + Number(m) * 60 + Number(s),
+        0,
+      );
       if (!rate || !ok) return reject(new Error(`h2load printed no result:\n${stdout}`));
       resolve({
         callsPerSecond: Number(rate[1]),

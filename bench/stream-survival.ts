@@ -80,12 +80,14 @@ async function measure(variant: Variant, bodyFile: string, calls: number, rate: 
   });
   const scavenges: Scavenge[] = [];
   let counting = false;
-  const port = new Promise<number>((resolve) => {
+  const exited = new Promise((r) => child.once('exit', r));
+  const port = new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       if (line.startsWith('{')) resolve(Number((JSON.parse(line) as { port: number }).port));
       const s = scavengeOf(line);
       if (s && counting) scavenges.push(s);
     });
+    void exited.then(() => reject(new Error(`the ${variant} server exited before it listened`)));
   });
   try {
     const load = async (n: number) =>
@@ -103,7 +105,6 @@ async function measure(variant: Variant, bodyFile: string, calls: number, rate: 
     await load(calls);
     counting = false;
   } finally {
-    const exited = new Promise((r) => child.once('exit', r));
     child.kill();
     await exited;
   }

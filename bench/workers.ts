@@ -24,7 +24,8 @@ import { mintMacaroon } from '../src/l402/mint';
 import { serializeCheckRequest } from './check-codec';
 import { envoyCheckRequest } from './envoy-request';
 import { assertH2load, runH2load, writeGrpcBody } from './h2load';
-import { BENCH_KEY_ID, BENCH_LOCATION } from './protocol';
+import { treeCpuUs } from './proc-cpu';
+import { BENCH_KEY_ID, BENCH_LOCATION, BENCH_ROUTE } from './protocol';
 import { startRedisProcess } from './redis-process';
 
 const { values: args } = parseArgs({
@@ -43,7 +44,6 @@ const ROUNDS = Number(args.rounds);
 const CALLS = Number(args.calls);
 const WARMUP = Number(args.warmup);
 const CLI = path.join(__dirname, '../src/cli.js');
-const TICKS_PER_SECOND = 100;
 const QUIET_STEAL_PERCENT = 3;
 
 const KINDS = {
@@ -58,11 +58,6 @@ const kinds = (args.kinds ?? '').split(',').map((k) => {
 
 const rssMb = (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-/** utime + stime of a process, in seconds. */
-const cpuSeconds = (pid: number) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-};
 /** The machine's CPU time so far, all of it and the part the hypervisor stole (/proc/stat, in ticks). */
 const machineTicks = () => {
   const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1, 9) ?? [];
@@ -84,10 +79,10 @@ interface Run {
 interface Server {
   grpcPort: number;
   adminPort: number;
+  /** The process `plannt serve` started: its CPU with its workers' is the server's. */
+  pid: number;
   /** The processes that decide: the single process, or the workers. */
   workerPids: number[];
-  /** Every process whose CPU counts: the workers and, with more than one, the primary. */
-  tree: number[];
 }
 
 /** A request for `kind`'s route carrying a token that buys `uses` of it, gRPC-framed in a file. */
@@ -97,9 +92,9 @@ function bodyFile(dir: string, name: string, kind: Kind, rootKey: Buffer): strin
   const macaroon = mintMacaroon(
     createHash('sha256').update(preimage).digest(),
     {
-      service: 'bench',
+      service: BENCH_ROUTE.service,
       routeId: route,
-      priceSats: 10,
+      priceSats: BENCH_ROUTE.priceSats,
       validUntil: Math.floor(Date.now() / 1000) + 3600,
       uses,
     },
@@ -129,7 +124,7 @@ async function startServer(workers: number, redisUrl: string, rootKey: Buffer, d
   const config = path.join(dir, `plannt-${workers}.yaml`);
   const routes = Object.values(KINDS).map(
     (k) =>
-      `  - { id: ${k.route}, service: bench, price_sats: 10, path: { prefix: ${k.prefix} }, uses: ${k.uses} }`,
+      `  - { id: ${k.route}, service: ${BENCH_ROUTE.service}, price_sats: ${BENCH_ROUTE.priceSats}, path: { prefix: ${k.prefix} }, uses: ${k.uses} }`,
   );
   writeFileSync(
     config,
@@ -176,8 +171,8 @@ workers: ${workers}
   const server: Server = {
     grpcPort: Number(started.grpc_port),
     adminPort: Number(started.admin_port),
+    pid: child.pid ?? 0,
     workerPids,
-    tree: workers === 1 ? workerPids : [child.pid ?? 0, ...workerPids],
   };
   return { server, stop };
 }
@@ -204,17 +199,16 @@ async function measure(
       peak[i] = Math.max(peak[i] ?? 0, rssMb(pid));
     });
   }, 250);
-  const cpu = () => server.tree.reduce((s, pid) => s + cpuSeconds(pid), 0);
   const [cpuBefore, redisBefore, machineBefore, allowedBefore] = [
-    cpu(),
-    cpuSeconds(redisPid),
+    treeCpuUs(server.pid),
+    treeCpuUs(redisPid),
     machineTicks(),
     await allowedSoFar(server),
   ];
   const report = await load(CALLS);
   const [serverCpu, redisCpu, machineAfter] = [
-    cpu() - cpuBefore,
-    cpuSeconds(redisPid) - redisBefore,
+    treeCpuUs(server.pid) - cpuBefore,
+    treeCpuUs(redisPid) - redisBefore,
     machineTicks(),
   ];
   clearInterval(sampler);
@@ -223,9 +217,9 @@ async function measure(
     workers,
     kind,
     checksPerSecond: report.callsPerSecond,
-    cpuUsPerCheck: (serverCpu / CALLS) * 1e6,
+    cpuUsPerCheck: serverCpu / CALLS,
     loadUsPerCheck: report.cpuUsPerCall,
-    redisUsPerCheck: (redisCpu / CALLS) * 1e6,
+    redisUsPerCheck: redisCpu / CALLS,
     stealPercent:
       (100 * (machineAfter.steal - machineBefore.steal)) /
       Math.max(1, machineAfter.total - machineBefore.total),
