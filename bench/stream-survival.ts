@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { type Scavenge, scavengeOf } from './gc-trace';
 import { assertH2load, runH2load, writeGrpcBody } from './h2load';
 
 const VARIANTS = ['headers', 'read-headers', 'body', 'trailers', 'grpc'] as const;
@@ -53,25 +54,6 @@ function serve(variant: Variant): void {
     const address = server.address();
     process.stdout.write(`${JSON.stringify({ port: typeof address === 'object' && address?.port })}\n`);
   });
-}
-
-interface Scavenge {
-  pauseMs: number;
-  allocated: number;
-  survived: number;
-  promoted: number;
-}
-
-/** One `--trace-gc-nvp` line of a scavenge, or undefined. */
-function scavengeOf(line: string): Scavenge | undefined {
-  if (!line.includes(' gc=s ')) return undefined;
-  const field = (name: string) => Number(new RegExp(` ${name}=([\\d.]+)`).exec(line)?.[1] ?? Number.NaN);
-  return {
-    pauseMs: field('pause'),
-    allocated: field('allocated'),
-    survived: field('new_space_survived'),
-    promoted: field('promoted'),
-  };
 }
 
 async function measure(variant: Variant, bodyFile: string, calls: number, rate: number) {
