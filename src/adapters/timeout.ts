@@ -2,7 +2,7 @@
  * Bounds a dependency call: the caller gets an answer by the deadline even if the dependency never replies.
  *
  * The timeout measures the dependency, not this process's event loop. It starts once the loop reaches its
- * check phase, after clients that batch writes there (ioredis auto-pipelining) have sent the command; and on
+ * check phase, after the turn's commands have left, even those a client holds back to send in one write; and on
  * expiry it lets one more poll phase read the sockets before giving up, since timers run before the poll and
  * after a busy stretch would fire while the reply already waits unread.
  *
