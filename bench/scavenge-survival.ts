@@ -1,11 +1,13 @@
 /**
  * What V8's scavenges keep of objects that die young, per object constructed, from the collector's own
- * counters (`--trace-gc-nvp`, as bench/stream-survival.ts). No server, no socket: node's own `Writable` and
- * `Readable`, and two stand-ins that differ only in how the constructor binds its callback — Node 24.15.0
- * changed `WritableState`'s `this.onwrite = onwrite.bind(undefined, stream)` to
- * `this.onwrite = (er) => onwrite(stream, er)`, and every HTTP/2 stream and socket is a Writable.
+ * counters (`--trace-gc-nvp`, as bench/stream-survival.ts). No server, no socket, one shape at a time:
+ * - `writable`, `readable`: node's own. Node 24.15.0 changed `WritableState`'s
+ *   `this.onwrite = onwrite.bind(undefined, stream)` to `this.onwrite = (er) => onwrite(stream, er)`, and every
+ *   HTTP/2 stream and socket is a Writable; `bound-callback` and `arrow-callback` are that line alone.
+ * - `ioredis-pipeline`, `ioredis-command`: what ioredis builds per batch with auto-pipelining, and per command.
+ *   A Pipeline defines an accessor (`length`) on each instance; `own-accessor` is that alone.
  *
- *   npm run build && <node> dist/bench/writable-survival.js [--objects 200000]
+ *   npm run build && <node> dist/bench/scavenge-survival.js [--objects 200000]
  *
  * Each shape runs in its own process on the Node that runs this script; run it with each runtime to compare.
  */
@@ -13,9 +15,12 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
+import Redis, { Command } from 'ioredis';
+import Pipeline from 'ioredis/built/Pipeline';
 import { type Scavenge, scavengeOf } from './gc-trace';
 
 const BATCH = 50;
+const STARTED = 'constructing';
 
 function write(_chunk: unknown, _encoding: string, callback: () => void): void {
   callback();
@@ -38,17 +43,38 @@ class ArrowCallback {
   }
 }
 
+/** An object with an accessor of its own, as ioredis's Pipeline has. */
+class OwnAccessor {
+  readonly queue: unknown[] = [];
+  constructor() {
+    const queue = this.queue;
+    Object.defineProperty(this, 'length', { get: () => queue.length });
+  }
+}
+
+// Never connects: constructing a Pipeline only reads the client's options and scripts.
+let redis: Redis | undefined;
+const client = () => {
+  redis ??= new Redis({ lazyConnect: true });
+  return redis;
+};
+
 const SHAPES = {
   writable: () => new Writable({ write }),
   readable: () => new Readable({ read() {} }),
   'bound-callback': () => new BoundCallback({}),
   'arrow-callback': () => new ArrowCallback({}),
+  'ioredis-pipeline': () => new Pipeline(client()).promise.catch(() => {}),
+  'ioredis-command': () => new Command('set', ['key', '1', 'NX']).promise.catch(() => {}),
+  'own-accessor': () => new OwnAccessor(),
 } as const;
 type Shape = keyof typeof SHAPES;
 
 /** Child: constructs `objects` of a shape, `BATCH` a turn so the loop turns as a server's does, keeping none. */
 function make(shape: Shape, objects: number): void {
   const construct = SHAPES[shape];
+  // What loading modules and starting left in the young generation is not the shape's: count from here.
+  process.stdout.write(`${STARTED}\n`);
   let left = objects;
   const batch = () => {
     for (let i = 0; i < BATCH; i++) construct();
@@ -67,9 +93,11 @@ async function measure(shape: Shape, objects: number) {
     },
   );
   const scavenges: Scavenge[] = [];
+  let started = false;
   createInterface({ input: child.stdout }).on('line', (line) => {
+    started ||= line === STARTED;
     const s = scavengeOf(line);
-    if (s) scavenges.push(s);
+    if (s && started) scavenges.push(s);
   });
   const code = await new Promise((r) => child.once('exit', r));
   if (code !== 0) throw new Error(`the ${shape} run exited with ${code}`);
