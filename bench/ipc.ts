@@ -11,13 +11,14 @@ export class Child<Cmd extends Typed, Ev extends Typed> {
   private exited = false;
   readonly proc: ChildProcess;
 
-  /** `script` is a file next to this one in dist/bench (e.g. 'server-host.js'). */
+  /** `script` is a file next to this one in dist/bench (e.g. 'server-host.js'); `execPath` the Node to run it. */
   constructor(
     readonly name: string,
     script: string,
     execArgv: string[] = [],
+    execPath = process.execPath,
   ) {
-    this.proc = fork(path.join(__dirname, script), [], { execArgv, stdio: 'inherit' });
+    this.proc = fork(path.join(__dirname, script), [], { execArgv, execPath, stdio: 'inherit' });
     this.proc.on('message', (ev: Ev) => {
       if (ev.type === 'error') {
         const err = new Error(`${name}: ${(ev as unknown as { message: string }).message}`);

@@ -61,3 +61,9 @@ export function machineCpuMs(): { busy: number; total: number } {
   }
   return { busy, total };
 }
+
+/** The machine's CPU time so far, all of it and the part the hypervisor stole (/proc/stat, in ticks). */
+export function machineTicks(): { total: number; steal: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1, 9) ?? [];
+  return { total: fields.reduce((s, f) => s + Number(f), 0), steal: Number(fields[7]) };
+}

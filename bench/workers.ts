@@ -24,7 +24,7 @@ import { mintMacaroon } from '../src/l402/mint';
 import { serializeCheckRequest } from './check-codec';
 import { envoyCheckRequest } from './envoy-request';
 import { assertH2load, runH2load, writeGrpcBody } from './h2load';
-import { treeCpuUs } from './proc-cpu';
+import { machineTicks, treeCpuUs } from './proc-cpu';
 import { BENCH_KEY_ID, BENCH_LOCATION, BENCH_ROUTE } from './protocol';
 import { startRedisProcess } from './redis-process';
 
@@ -58,11 +58,6 @@ const kinds = (args.kinds ?? '').split(',').map((k) => {
 
 const rssMb = (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-/** The machine's CPU time so far, all of it and the part the hypervisor stole (/proc/stat, in ticks). */
-const machineTicks = () => {
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1, 9) ?? [];
-  return { total: fields.reduce((s, f) => s + Number(f), 0), steal: Number(fields[7]) };
-};
 
 interface Run {
   workers: number;
