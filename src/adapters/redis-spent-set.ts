@@ -108,6 +108,7 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
       : new DependencyUnavailable('spent_set', 'Redis failed', { cause: err });
   };
 
+  // A Cluster keeps a socket per node and writes each command as it comes.
   const batchWrites = client instanceof Redis ? oneWritePerTurn(client) : () => {};
   const keyOf = (paymentHash: Buffer) => spentKey(prefix, paymentHash);
   const legacy =
