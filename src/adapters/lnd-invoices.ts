@@ -1,18 +1,14 @@
 /**
- * Invoice backend on LND through ln-service. Needs only an invoice macaroon (`invoices:read invoices:write`):
+ * Invoice backend on LND through ln-service's methods, over a client of LND's Lightning service alone
+ * (lnd-grpc.ts). Needs only an invoice macaroon (`invoices:read invoices:write`):
  * createInvoice adds and then looks up the invoice, the readiness probe lists one invoice, and the
  * settlement watch subscribes to invoice updates.
  */
 import type { EventEmitter } from 'node:events';
-import {
-  authenticatedLndGrpc,
-  createInvoice,
-  getInvoices,
-  type SubscribedInvoice,
-  subscribeToInvoices,
-} from 'ln-service';
+import { createInvoice, getInvoices, type SubscribedInvoice, subscribeToInvoices } from 'ln-service';
 import { DependencyUnavailable, type InvoiceBackend, type NewInvoice, type Settlement } from '../core/ports';
 import { type Backoff, backoffDelay } from './backoff';
+import { type LightningService, lightningService } from './lnd-grpc';
 import { withTimeout } from './timeout';
 
 export interface LndOptions {
@@ -33,7 +29,7 @@ export interface LndOptions {
 const DEFAULT_RECONNECT: Backoff = { minMs: 250, maxMs: 10_000 };
 
 export function lndInvoiceBackend(options: LndOptions): InvoiceBackend {
-  const { lnd } = authenticatedLndGrpc({
+  const lnd = lightningService({
     socket: options.socket,
     macaroon: options.macaroon,
     ...(options.certBase64 && { cert: options.certBase64 }),
@@ -92,8 +88,7 @@ export function lndInvoiceBackend(options: LndOptions): InvoiceBackend {
         options.closeGraceMs,
         () => new Error('LND calls still running'),
       ).catch(() => {});
-      // ln-service opens one gRPC client per LND sub-server; close them all so the process can exit.
-      for (const client of Object.values(lnd)) (client as { close?: () => void }).close?.();
+      lnd.default.close();
     },
   };
 }
@@ -104,7 +99,7 @@ export function lndInvoiceBackend(options: LndOptions): InvoiceBackend {
  * settle index seen, so settlements made while it was down are reported once it is back, and none twice.
  */
 function watchSettlements(
-  lnd: ReturnType<typeof authenticatedLndGrpc>['lnd'],
+  lnd: LightningService,
   onSettled: (settlement: Settlement) => void,
   options: LndOptions,
 ): () => void {
