@@ -5,13 +5,12 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { BudgetLimits } from './client/budget';
 import { BudgetExceededError, ChallengeError, PaymentError } from './client/errors';
-import { createL402Client, type L402Client } from './client/fetch';
+import type { L402Client } from './client/fetch';
 import { SpendLedger } from './client/ledger';
 import { isNetwork, NETWORKS, type Network } from './client/network';
 import { fileTokenStore, type TokenStore } from './client/token-store';
 import type { Wallet } from './client/wallet';
 import { devWallet } from './client/wallets/dev';
-import { lndWallet, lndWalletOptionsFromFiles } from './client/wallets/lnd';
 
 export const FETCH_EXIT = {
   ok: 0,
@@ -82,13 +81,15 @@ function walletAndBudgetOptions(cmd: Command): Command {
     );
 }
 
-function makeWallet(flags: WalletFlags): Wallet {
+async function makeWallet(flags: WalletFlags): Promise<Wallet> {
   if (flags.wallet === 'dev') {
     return devWallet({ payUrl: flags.devPayUrl, ...(flags.network && { network: flags.network }) });
   }
   if (!flags.lndSocket || !flags.lndMacaroonFile) {
     throw new InvalidArgumentError('--wallet lnd needs --lnd-socket and --lnd-macaroon-file');
   }
+  // Loaded here, as the client below: `plannt serve` and the other commands do without ln-service.
+  const { lndWallet, lndWalletOptionsFromFiles } = await import('./client/wallets/lnd');
   return lndWallet(
     lndWalletOptionsFromFiles({
       socket: flags.lndSocket,
@@ -117,12 +118,13 @@ function ledgerOf(flags: BudgetFlags): SpendLedger {
   });
 }
 
-function clientOf(
+async function clientOf(
   flags: WalletFlags & BudgetFlags,
   budget: BudgetLimits,
   wallet: Wallet,
   tokenStore?: TokenStore,
-): L402Client {
+): Promise<L402Client> {
+  const { createL402Client } = await import('./client/fetch');
   // Without a store of its own the client keeps tokens in memory: an MCP session reuses a bundle or pass.
   return createL402Client({
     wallet,
@@ -189,11 +191,11 @@ async function fetchCommand(url: string, flags: FetchFlags): Promise<void> {
   const method = flags.method ?? (flags.data !== undefined ? 'POST' : 'GET');
   let wallet: Wallet;
   try {
-    wallet = makeWallet(flags);
+    wallet = await makeWallet(flags);
   } catch (err) {
     return fail(FETCH_EXIT.failure, (err as Error).message);
   }
-  const client = clientOf(
+  const client = await clientOf(
     flags,
     budgetOf(flags, flags.maxSats, flags.maxTotalSats ?? flags.maxSats),
     wallet,
@@ -244,7 +246,7 @@ async function fetchCommand(url: string, flags: FetchFlags): Promise<void> {
 async function mcpCommand(flags: WalletFlags & BudgetFlags & { maxTotalSats: number }): Promise<void> {
   let wallet: Wallet;
   try {
-    wallet = makeWallet(flags);
+    wallet = await makeWallet(flags);
   } catch (err) {
     process.stderr.write(`plannt: ${(err as Error).message}\n`);
     process.exitCode = FETCH_EXIT.failure;
@@ -254,7 +256,7 @@ async function mcpCommand(flags: WalletFlags & BudgetFlags & { maxTotalSats: num
   // Loaded here so `plannt serve` does not pay for the MCP SDK at start.
   const { StdioServerTransport } = await import('@modelcontextprotocol/sdk/server/stdio.js');
   const { createPaidFetchServer } = await import('./mcp/server');
-  const server = createPaidFetchServer({ client: clientOf(flags, budget, wallet), budget });
+  const server = createPaidFetchServer({ client: await clientOf(flags, budget, wallet), budget });
   await server.connect(new StdioServerTransport());
   // The host ends the session by closing our stdin.
   const stop = () => {

@@ -9,7 +9,7 @@ import { loadSignals } from './adapters/load-signals';
 import { memorySpentSet } from './adapters/memory-spent-set';
 import { type RedisTarget, redisSpentSet } from './adapters/redis-spent-set';
 import type { Config } from './config';
-import { ConfigError } from './config';
+import { ConfigError, splitHostPort } from './config';
 import type { ChallengeLimits, Engine } from './core/decide';
 import { routeOfMemo, serviceOfMemo } from './core/memo';
 import type { InvoiceBackend, SpentSet } from './core/ports';
@@ -405,9 +405,4 @@ function routeTable(config: Config): RouteTable {
         }
       : { action: u.action };
   return { rules, unmatched, defaults };
-}
-
-export function splitHostPort(address: string): [string, number] {
-  const colon = address.lastIndexOf(':');
-  return [address.slice(0, colon) || '0.0.0.0', Number(address.slice(colon + 1))];
 }

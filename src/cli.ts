@@ -2,10 +2,9 @@
 /** The `plannt` command: serve, token inspect, and check (call the gate as Envoy would). */
 
 import cluster from 'node:cluster';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
 import { registerAgentCommands } from './agent-cli';
-import { startApp } from './app';
 import { type Config, ConfigError, loadConfigFile, parseConfig } from './config';
 import { watchConfig } from './config-reload';
 import { embeddedDefault } from './default-config';
@@ -32,6 +31,9 @@ program
     const logger = worker
       ? createLogger(config.log_level).child({ worker: worker.id, pid: process.pid })
       : createLogger(config.log_level);
+    // Loaded here, not at the top: the primary of several workers only supervises them (supervisor.ts), and
+    // the app (LND's client, Redis, the protos) would cost it ~40 MB.
+    const { startApp } = await import('./app');
     const app = await startApp(config, { env: process.env, logger, serveAdmin: !worker });
     if (worker) {
       reportToPrimary(app, (report) => process.send?.(report));
@@ -114,7 +116,8 @@ program
       );
       // Loaded here, not at the top: `serve` does not need the Envoy protos.
       const { AuthorizationClient } = await import('./envoy/protos');
-      const client = new AuthorizationClient(opts.server, grpc.credentials.createInsecure());
+      const { credentials } = await import('@grpc/grpc-js');
+      const client = new AuthorizationClient(opts.server, credentials.createInsecure());
       const request = {
         attributes: {
           request: {

@@ -322,11 +322,17 @@ const withoutValues: z.ZodErrorMap = (issue, ctx) => {
 
 /** Two listen addresses that would collide: the same port on the same or a wildcard host (port 0 is free). */
 function sameSocket(a: string, b: string): boolean {
-  const [hostA, portA] = [a.slice(0, a.lastIndexOf(':')), a.slice(a.lastIndexOf(':') + 1)];
-  const [hostB, portB] = [b.slice(0, b.lastIndexOf(':')), b.slice(b.lastIndexOf(':') + 1)];
-  if (Number(portA) === 0 || Number(portA) !== Number(portB)) return false;
-  const wildcard = (h: string) => h === '' || h === '0.0.0.0' || h === '::' || h === '[::]';
+  const [hostA, portA] = splitHostPort(a);
+  const [hostB, portB] = splitHostPort(b);
+  if (portA === 0 || portA !== portB) return false;
+  const wildcard = (h: string) => h === '0.0.0.0' || h === '::' || h === '[::]';
   return hostA === hostB || wildcard(hostA) || wildcard(hostB);
+}
+
+/** A listen address's host (every interface, 0.0.0.0, when empty) and port. */
+export function splitHostPort(address: string): [string, number] {
+  const colon = address.lastIndexOf(':');
+  return [address.slice(0, colon) || '0.0.0.0', Number(address.slice(colon + 1))];
 }
 
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv): Config {

@@ -7,9 +7,8 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
-import { splitHostPort } from './app';
 import type { Config } from './config';
-import { ConfigError } from './config';
+import { ConfigError, splitHostPort } from './config';
 import type { Logger } from './logger';
 import { type AdminServer, startAdminServer } from './server/admin-http';
 import { isWorkerReport, type WorkerReport } from './worker';

@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -135,6 +135,12 @@ describe('two workers behind one port', () => {
       'invoice_backend:dev': true,
       'spent_set:redis': true,
     });
+  });
+
+  it('keeps the primary, which only supervises, well under a worker’s memory: it loads no app', () => {
+    const rssKb = (pid: number | undefined) =>
+      Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+    for (const worker of workerPids()) expect(rssKb(child.pid)).toBeLessThan(0.8 * rssKb(worker));
   });
 });
 
