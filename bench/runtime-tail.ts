@@ -1,8 +1,9 @@
 /**
  * Plannt's verify tail on one or more Node runtimes, each run in fresh processes, the runtimes alternating:
  * what the runtime adds to the p99, apart from a server host that has run many batches (bench/hot-path.ts).
+ * A runtime is a Node binary and the flags it runs the server with, e.g. `--node "node --max-semi-space-size=4"`.
  *
- *   npm run build && node dist/bench/runtime-tail.js [--node /path/to/node]… [--spent-set redis|memory]
+ *   npm run build && node dist/bench/runtime-tail.js [--node "/path/to/node [flags…]"]… [--spent-set redis|memory]
  *     [--rate 2900] [--seconds 8] [--runs 3] [--warmup 30000]
  *
  * Each run starts the server host (startApp, dev backend, log level silent) on that runtime, pinned to the last
@@ -47,13 +48,17 @@ const WARMUP = positive('warmup', args.warmup);
 const CPU_CALLS = Math.min(20_000, WARMUP);
 const SPENT_SET = args['spent-set'];
 if (SPENT_SET !== 'redis' && SPENT_SET !== 'memory') throw new Error('--spent-set: redis or memory');
-const NODES = args.node ?? [process.execPath];
+const NODES = (args.node ?? [process.execPath]).map((runtime) => {
+  const [execPath = '', ...flags] = runtime.split(' ').filter(Boolean);
+  return { execPath, flags };
+});
 const SERVER_CORE = os.cpus().length - 1;
 
-const versionOf = (node: string) => execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
+const labelOf = ({ execPath, flags }: (typeof NODES)[number]) =>
+  [execFileSync(execPath, ['--version'], { encoding: 'utf8' }).trim(), ...flags].join(' ');
 const ms = (us: number) => (us / 1000).toFixed(2);
 
-async function run(node: string, dir: string, redisUrl: string): Promise<string> {
+async function run(node: (typeof NODES)[number], dir: string, redisUrl: string): Promise<string> {
   const rootKeyHex = randomBytes(32).toString('hex');
   const mint = paidCredentialMinter({
     rootKeyHex,
@@ -72,7 +77,12 @@ async function run(node: string, dir: string, redisUrl: string): Promise<string>
     writeRequestFile(file, requests);
     return file;
   };
-  const host = new Child<ServerCommand, ServerEvent>('server-host', 'server-host.js', [], node);
+  const host = new Child<ServerCommand, ServerEvent>(
+    'server-host',
+    'server-host.js',
+    node.flags,
+    node.execPath,
+  );
   try {
     const { port, pid } = await host.request(
       {
@@ -117,7 +127,7 @@ async function run(node: string, dir: string, redisUrl: string): Promise<string>
 
 async function main(): Promise<void> {
   assertBuilt();
-  const versions = NODES.map(versionOf);
+  const versions = NODES.map(labelOf);
   const redis = SPENT_SET === 'redis' ? await startRedisProcess(0) : undefined;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'plannt-bench-tail-'));
   process.stdout.write(
@@ -128,7 +138,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < RUNS; i++) {
       const order = i % 2 ? [...NODES.keys()].reverse() : [...NODES.keys()];
       for (const n of order) {
-        const line = await run(NODES[n] as string, dir, redis?.url ?? '');
+        const line = await run(NODES[n] as (typeof NODES)[number], dir, redis?.url ?? '');
         process.stdout.write(`  run ${i + 1}, ${versions[n]}: ${line}\n`);
       }
     }

@@ -3,7 +3,13 @@
  * primary and every worker, from /proc) and each worker's peak RSS.
  *
  *   npm run build && node dist/bench/workers.js [--workers 1,2] [--rounds 4] [--kinds bundle,pass]
- *     [--calls 100000] [--connections 8] [--streams 16] [--node-options "--max-semi-space-size=2"]
+ *     [--calls 100000] [--connections 8] [--streams 16] [--node-options "--max-semi-space-size=4"]
+ *     [--node-flags "--heap-growing-percent=50"] [--backend dev|lnd]
+ *
+ * `--node-options` is the NODE_OPTIONS a pod sets (the chart's nodeOptions); `--node-flags` go on node's
+ * command line, as the image's entrypoint gives the V8 flags NODE_OPTIONS refuses. `--backend lnd` loads LND's
+ * client as a production worker does (pointed at a closed loopback port: the routes measured never call it),
+ * so the RSS is a production worker's; `dev` (the default) is the dev backend's.
  *
  * Each run starts the CLI as a pod does (its own process tree, a private redis-server spent-set, log level
  * info to a file) and drives it closed loop with h2load (bench/h2load.ts), one token per kind used for
@@ -38,6 +44,8 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '8' },
     streams: { type: 'string', default: '16' },
     'node-options': { type: 'string', default: '' },
+    'node-flags': { type: 'string', default: '' },
+    backend: { type: 'string', default: 'dev' },
   },
 });
 const ROUNDS = Number(args.rounds);
@@ -68,6 +76,8 @@ interface Run {
   redisUsPerCheck: number;
   stealPercent: number;
   peakRssMb: number[];
+  /** The primary's, when it only supervises (more than one worker). */
+  peakPrimaryRssMb?: number;
   notAllowed: number;
 }
 
@@ -107,6 +117,14 @@ function bodyFile(dir: string, name: string, kind: Kind, rootKey: Buffer): strin
   return file;
 }
 
+function backendYaml(dir: string): string {
+  if (args.backend === 'dev') return '{ kind: dev }';
+  if (args.backend !== 'lnd') throw new Error('--backend: dev or lnd');
+  const macaroon = path.join(dir, 'invoice.macaroon');
+  writeFileSync(macaroon, randomBytes(64));
+  return `{ kind: lnd, lnd: { socket: "127.0.0.1:1", macaroon_file: "${macaroon}" } }`;
+}
+
 async function allowedSoFar(server: Server): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
   return text
@@ -126,7 +144,7 @@ async function startServer(workers: number, redisUrl: string, rootKey: Buffer, d
     `listen: { grpc: "127.0.0.1:0", admin: "127.0.0.1:0", http: "127.0.0.1:0" }
 root_keys: [{ id: ${BENCH_KEY_ID}, key: "${rootKey.toString('hex')}" }]
 current_key_id: ${BENCH_KEY_ID}
-backend: { kind: dev }
+backend: ${backendYaml(dir)}
 spent_set: { kind: redis, redis: { url: "${redisUrl}", key_prefix: "w${workers}-${randomBytes(4).toString('hex')}:", command_timeout_ms: 2000 } }
 routes:
 ${routes.join('\n')}
@@ -135,7 +153,8 @@ workers: ${workers}
 `,
   );
   const logFile = path.join(dir, `plannt-${workers}.log`);
-  const child: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--config', config], {
+  const nodeFlags = (args['node-flags'] ?? '').split(' ').filter(Boolean);
+  const child: ChildProcess = spawn(process.execPath, [...nodeFlags, CLI, 'serve', '--config', config], {
     stdio: ['ignore', openSync(logFile, 'w'), 'inherit'],
     env: { ...process.env, NODE_ENV: 'bench', NODE_OPTIONS: args['node-options'] },
   });
@@ -189,10 +208,13 @@ async function measure(
     });
   await load(WARMUP);
   const peak = server.workerPids.map(() => 0);
+  const primary = server.workerPids.includes(server.pid) ? undefined : server.pid;
+  let primaryPeak = 0;
   const sampler = setInterval(() => {
     server.workerPids.forEach((pid, i) => {
       peak[i] = Math.max(peak[i] ?? 0, rssMb(pid));
     });
+    if (primary) primaryPeak = Math.max(primaryPeak, rssMb(primary));
   }, 250);
   const [cpuBefore, redisBefore, machineBefore, allowedBefore] = [
     treeCpuUs(server.pid),
@@ -219,6 +241,7 @@ async function measure(
       (100 * (machineAfter.steal - machineBefore.steal)) /
       Math.max(1, machineAfter.total - machineBefore.total),
     peakRssMb: peak,
+    ...(primary && { peakPrimaryRssMb: primaryPeak }),
     notAllowed: CALLS - Math.min(allowed, report.ok),
   };
 }
@@ -246,7 +269,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'plannt-bench-workers-'));
   try {
     process.stdout.write(
-      `plannt bench: workers (${CALLS} calls per run, ${args.streams} in flight on each of ${args.connections} connections, h2load, NODE_OPTIONS="${args['node-options']}")\n`,
+      `plannt bench: workers (${CALLS} calls per run, ${args.streams} in flight on each of ${args.connections} connections, h2load, ${args.backend} backend, NODE_OPTIONS="${args['node-options']}", node flags "${args['node-flags']}")\n`,
     );
     const counts = (args.workers ?? '1').split(',').map(Number);
     const runs: Run[] = [];
@@ -255,7 +278,7 @@ async function main(): Promise<void> {
         for (const r of await run(n, redis, dir)) {
           runs.push(r);
           process.stdout.write(
-            `  round ${round}, workers ${r.workers}, ${r.kind.padEnd(6)} ${r.checksPerSecond.toFixed(0).padStart(6)} checks/s  server CPU ${r.cpuUsPerCheck.toFixed(0)} µs/check (${((r.cpuUsPerCheck * r.checksPerSecond) / 1e6).toFixed(2)} cores)  h2load ${r.loadUsPerCheck.toFixed(1)}  redis ${r.redisUsPerCheck.toFixed(1)}  stolen ${r.stealPercent.toFixed(0)}%  peak RSS per worker ${r.peakRssMb.map((m) => `${m.toFixed(0)} MB`).join(', ')}  not allowed ${r.notAllowed}\n`,
+            `  round ${round}, workers ${r.workers}, ${r.kind.padEnd(6)} ${r.checksPerSecond.toFixed(0).padStart(6)} checks/s  server CPU ${r.cpuUsPerCheck.toFixed(0)} µs/check (${((r.cpuUsPerCheck * r.checksPerSecond) / 1e6).toFixed(2)} cores)  h2load ${r.loadUsPerCheck.toFixed(1)}  redis ${r.redisUsPerCheck.toFixed(1)}  stolen ${r.stealPercent.toFixed(0)}%  peak RSS per worker ${r.peakRssMb.map((m) => `${m.toFixed(0)} MB`).join(', ')}${r.peakPrimaryRssMb ? `, primary ${r.peakPrimaryRssMb.toFixed(0)} MB` : ''}  not allowed ${r.notAllowed}\n`,
           );
         }
       }
