@@ -211,7 +211,7 @@ describe('the chart with its default values (and a root key)', () => {
       privileged: false,
       capabilities: { drop: ['ALL'] },
     });
-    expect(container.resources?.requests).toEqual({ cpu: '100m', memory: '128Mi' });
+    expect(container.resources?.requests).toEqual({ cpu: '100m', memory: '160Mi' });
     expect(container.resources?.limits).toEqual({ cpu: '1', memory: '512Mi' });
     expect(container.args).toEqual(['serve', '--config', '/etc/plannt/plannt.yaml']);
   });

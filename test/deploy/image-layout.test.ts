@@ -267,11 +267,13 @@ describe("the image's final stage, started as the chart's Deployment starts it",
     }
     // The image's Node at the entrypoint's path is this test's own Node (the same major version, checked
     // below), linked under the root: uid 65532 could not run it from a cache under a private home directory.
-    const [node = '', script = ''] = jsonArray('ENTRYPOINT');
+    // The entrypoint is node, the V8 flags NODE_OPTIONS refuses, then the script.
+    const [node = '', ...rest] = jsonArray('ENTRYPOINT');
+    const script = rest.pop() ?? '';
     copyTree(process.execPath, under(node));
     const args = container.args.map((a) => (a.startsWith('/etc/plannt/') ? under(a) : a));
     launch = (extraEnv) =>
-      spawn(under(node), [under(script), ...args], {
+      spawn(under(node), [...rest, under(script), ...args], {
         cwd: app,
         uid: runAsUser,
         gid: runAsGroup,
@@ -329,7 +331,11 @@ describe("the image's final stage, started as the chart's Deployment starts it",
   });
 
   it("starts from the chart's args with the image's entrypoint", () => {
-    expect(jsonArray('ENTRYPOINT')).toEqual(['/nodejs/bin/node', '/app/dist/src/cli.js']);
+    expect(jsonArray('ENTRYPOINT')).toEqual([
+      '/nodejs/bin/node',
+      '--heap-growing-percent=50',
+      '/app/dist/src/cli.js',
+    ]);
     expect(deployment.spec.template.spec.containers[0]?.args).toEqual(jsonArray('CMD'));
   });
 
