@@ -67,12 +67,15 @@ const USAGE = `usage: npm run bench:hot-path -- [options]
   --deadline-ms MS  per-call gRPC deadline (default 1000)
   --conns N         HTTP/2 connections of the load generator (default 1, as one Envoy worker)
   --no-pin          do not pin the servers of the per-check rows to one core
+  --node-flags F    Node flags for every Node server, e.g. the image's
+                    "--max-semi-space-size=4 --heap-growing-percent=50" (default: none, V8's defaults)
   --redis-url URL   an existing Redis (default: a private redis-server, pinned off the servers' core when they are)
   --json FILE       also write every figure as JSON to FILE`;
 
 const { values: args } = parseArgs({
   options: {
     calls: { type: 'string', default: '10000' },
+    'node-flags': { type: 'string', default: '' },
     warmup: { type: 'string', default: '2000' },
     'first-warmup': { type: 'string', default: '20000' },
     concurrency: { type: 'string', default: '64' },
@@ -100,6 +103,7 @@ const WARMUP = int('warmup', args.warmup, 0);
 const FIRST_WARMUP = int('first-warmup', args['first-warmup'], 0);
 const CONCURRENCY = int('concurrency', args.concurrency, 1);
 const ROUNDS = int('rounds', args.rounds, 1);
+const NODE_FLAGS = (args['node-flags'] ?? '').split(' ').filter(Boolean);
 const RATE_SECONDS = int('rate-seconds', args['rate-seconds'], 0);
 const DEADLINE_MS = int('deadline-ms', args['deadline-ms'], 1);
 const CONNS = int('conns', args.conns, 1);
@@ -147,7 +151,7 @@ function pin(pid: number): void {
 }
 
 async function startHost(name: string, kind: Kind, cmd: StartServer, pinIt: boolean): Promise<Target> {
-  const peer: ServerPeer = new Child(name, 'server-host.js');
+  const peer: ServerPeer = new Child(name, 'server-host.js', NODE_FLAGS);
   const ready = await peer.request(cmd, 'ready');
   if (pinIt) pin(ready.pid);
   return {
@@ -354,7 +358,7 @@ async function main(): Promise<void> {
   const cpus = os.cpus();
   process.stdout.write(
     `plannt bench: hot path vs allow-all baselines (issue 12)\n` +
-      `  node ${process.version}, redis ${redisVersion}, ${cpus.length} × ${cpus[0]?.model ?? '?'}, ` +
+      `  node ${process.version}${NODE_FLAGS.length ? ` ${NODE_FLAGS.join(' ')}` : ''}, redis ${redisVersion}, ${cpus.length} × ${cpus[0]?.model ?? '?'}, ` +
       `load average ${os
         .loadavg()
         .map((x) => x.toFixed(1))
