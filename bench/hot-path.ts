@@ -67,7 +67,7 @@ const USAGE = `usage: npm run bench:hot-path -- [options]
   --deadline-ms MS  per-call gRPC deadline (default 1000)
   --conns N         HTTP/2 connections of the load generator (default 1, as one Envoy worker)
   --no-pin          do not pin the servers of the per-check rows to one core
-  --node-flags F    Node flags for every Node server, e.g. the image's
+  --node-flags=F    Node flags for every Node server, e.g. the image's
                     "--max-semi-space-size=4 --heap-growing-percent=50" (default: none, V8's defaults)
   --redis-url URL   an existing Redis (default: a private redis-server, pinned off the servers' core when they are)
   --json FILE       also write every figure as JSON to FILE`;

@@ -3,8 +3,8 @@
  * primary and every worker, from /proc) and each worker's peak RSS.
  *
  *   npm run build && node dist/bench/workers.js [--workers 1,2] [--rounds 4] [--kinds bundle,pass]
- *     [--calls 100000] [--connections 8] [--streams 16] [--node-options "--max-semi-space-size=4"]
- *     [--node-flags "--heap-growing-percent=50"] [--backend dev|lnd]
+ *     [--calls 100000] [--connections 8] [--streams 16] [--node-options="--max-semi-space-size=4"]
+ *     [--node-flags="--heap-growing-percent=50"] [--backend dev|lnd]
  *
  * `--node-options` is the NODE_OPTIONS a pod sets (the chart's nodeOptions); `--node-flags` go on node's
  * command line, as the image's entrypoint gives the V8 flags NODE_OPTIONS refuses. `--backend lnd` loads LND's
