@@ -32,7 +32,7 @@ program
       ? createLogger(config.log_level).child({ worker: worker.id, pid: process.pid })
       : createLogger(config.log_level);
     // Loaded here, not at the top: the primary of several workers only supervises them (supervisor.ts), and
-    // the app (LND's client, Redis, the protos) would cost it ~40 MB.
+    // the app (LND's client, Redis, the protos) would cost it ~30 MB.
     const { startApp } = await import('./app');
     const app = await startApp(config, { env: process.env, logger, serveAdmin: !worker });
     if (worker) {
