@@ -36,8 +36,8 @@ WORKDIR /app
 ENV NODE_ENV=production
 # V8's heap held near what a worker uses: the young generation to 4 MB a semi-space (NODE_OPTIONS, which the
 # chart's nodeOptions replaces) and the old generation let grow by half its live size between full GCs (on the
-# command line below: NODE_OPTIONS refuses that flag). At saturation a worker peaks near 170 MB instead of
-# 250 MB, for ~8 % more CPU a check (docs/benchmarks.md). Workers inherit both.
+# command line below: NODE_OPTIONS refuses that flag). At saturation a worker on LND peaks near 165 MB instead
+# of 265 MB, for 0-20 % more CPU a check (docs/benchmarks.md). Workers inherit both.
 ENV NODE_OPTIONS=--max-semi-space-size=4
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
