@@ -8,6 +8,7 @@ import type { InvoiceBackend, NewInvoice, Settlement } from '../core/ports';
 import { sha256 } from '../l402/hmac';
 import { randomBytes } from '../l402/random';
 import { signedInvoice } from './bolt11-invoice';
+import { ownCopy } from './own-copy';
 
 /** BOLT11's default min_final_cltv_expiry, which the bolt11 package added to every invoice. */
 const MIN_FINAL_CLTV_EXPIRY = 9;
@@ -34,7 +35,8 @@ export function devInvoiceBackend(maxInvoices = 100_000): DevInvoiceBackend {
     name: 'dev',
     async createInvoice(amountSats, memo, expirySeconds): Promise<NewInvoice> {
       const random = randomBytes(64);
-      const preimage = random.subarray(0, 32);
+      // Held until the invoice is forgotten (up to maxInvoices of them): its own 32 bytes (own-copy.ts).
+      const preimage = ownCopy(random.subarray(0, 32));
       const paymentHash = sha256(preimage);
       const timestamp = Math.floor(Date.now() / 1000);
       const paymentRequest = signedInvoice(

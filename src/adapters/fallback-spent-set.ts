@@ -12,6 +12,7 @@
 import { LRUCache } from 'lru-cache';
 import { type Consumption, DependencyUnavailable, type SpentSet } from '../core/ports';
 import type { MemorySpentSet } from './memory-spent-set';
+import { ownCopy } from './own-copy';
 
 interface Pending {
   paymentHash: Buffer;
@@ -98,7 +99,8 @@ export function withLocalFallback(
     const result = await local.consume(paymentHash, { ...use, limit });
     if (!result.ok) return result;
     if (!entry) {
-      entry = { paymentHash, uses: 0, expiresAt: nowMs() + use.ttlMs };
+      // Held until written back, maxPending of them at most: its own 32 bytes, not the request's (own-copy.ts).
+      entry = { paymentHash: ownCopy(paymentHash), uses: 0, expiresAt: nowMs() + use.ttlMs };
       pending.set(key, entry);
       onPending(pending.size);
     }

@@ -22,6 +22,14 @@ describe('devInvoiceBackend', () => {
     expect(settled).toEqual([{ sats: 21, memo: 'weather/forecast' }]);
   });
 
+  it("holds each preimage in memory of its own, not in a slice pinning one of node's 8 KiB pools", async () => {
+    const dev = devInvoiceBackend();
+    for (let i = 0; i < 3; i++) {
+      const invoice = await dev.createInvoice(21, 'x', 600, 1000);
+      expect(dev.pay(invoice.paymentRequest)?.buffer.byteLength).toBe(32);
+    }
+  });
+
   it('knows no invoice it did not issue, nor one that expired', async () => {
     const dev = devInvoiceBackend();
     const other = await devInvoiceBackend().createInvoice(21, 'x', 600, 1000);

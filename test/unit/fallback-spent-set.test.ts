@@ -47,6 +47,26 @@ describe('local_fallback writes local spends back', () => {
     expect(await shared.inner.consume(hash, once(60_000))).toEqual({ ok: false, why: 'exhausted' });
   });
 
+  test("holds a token it must write back in memory of its own, not in a slice pinning one of node's 8 KiB pools", async () => {
+    const shared = flakyShared();
+    const pod = withLocalFallback(shared, memorySpentSet(1000, 'local'), () => {});
+    // As a request brings it: a slice of the decoded macaroon, in one of node's shared pools.
+    const hash = Buffer.from(randomBytes(32).toString('base64'), 'base64');
+    expect(hash.buffer.byteLength).toBeGreaterThan(32);
+    shared.down = true;
+    await pod.consume(hash, once(60_000));
+    shared.down = false;
+    const written: Buffer[] = [];
+    const consume = shared.consume.bind(shared);
+    shared.consume = async (h, use, timeout) => {
+      written.push(h);
+      return consume(h, use, timeout);
+    };
+    await pod.probe();
+    expect(written).toEqual([hash]);
+    expect(written[0]?.buffer.byteLength).toBe(32);
+  });
+
   test('a write-back that fails is kept and retried at the next probe', async () => {
     const shared = flakyShared();
     const pod = withLocalFallback(shared, memorySpentSet(1000, 'local'), () => {});
