@@ -190,9 +190,9 @@ export function redisSpentSet(options: RedisSpentSetOptions): SpentSet {
 }
 
 /**
- * Corks the client's socket at the first command of a turn and uncorks it once the turn's ticks and promise
- * continuations have run, so the turn's commands leave in one write: less CPU here and in Redis than a write
- * each (docs/benchmarks.md). This replaces ioredis's auto-pipelining, which batches the same way with a
+ * Corks the client's socket at the first command of a turn and uncorks it at the next tick, so the turn's
+ * commands leave in one write: less CPU here and in Redis than a write each (docs/benchmarks.md). A check asks
+ * from a promise continuation, and a tick queued there runs only once every queued continuation has. This replaces ioredis's auto-pipelining, which batches the same way with a
  * Pipeline object per batch: a Pipeline defines an accessor on each instance, which keeps it and what it holds
  * through V8's scavenges, and under light load every check is a batch of one (bench/scavenge-survival.ts).
  */
