@@ -89,13 +89,12 @@ export async function startApp(
   let services = pricedServices(engine.routes);
   let routeIds = pricedRoutes(engine.routes);
   metrics.initialize(services, [invoices.name, spentSet.name]);
-  const stopWatching = invoices.watchSettlements?.((settled) =>
-    metrics.invoiceSettled(
-      serviceOfMemo(settled.memo, services),
-      settled.sats,
-      routeOfMemo(settled.memo, routeIds),
-    ),
-  );
+  const stopWatching = invoices.watchSettlements?.((settled) => {
+    const service = serviceOfMemo(settled.memo, services);
+    const route = routeOfMemo(settled.memo, routeIds);
+    metrics.invoiceSettled(service, settled.sats, route);
+    logger.info({ service, route, sats: settled.sats }, 'invoice settled');
+  });
 
   const readiness = startReadiness(
     [
@@ -347,7 +346,6 @@ function challengeLimits(config: Config): ChallengeLimits {
   };
 }
 
-/** The services the settlement metrics name; any other memo is counted as `other`, keeping labels bounded. */
 /** The route ids the settlement-by-route metric names; any other memo is counted as `other`. */
 function pricedRoutes(routes: RouteTable): Set<string> {
   const ids = new Set(routes.rules.map((r) => r.id));
@@ -355,6 +353,7 @@ function pricedRoutes(routes: RouteTable): Set<string> {
   return ids;
 }
 
+/** The services the settlement metrics name; any other memo is counted as `other`, keeping labels bounded. */
 function pricedServices(routes: RouteTable): Set<string> {
   const services = new Set(routes.rules.map((r) => r.service));
   if (routes.unmatched.action === 'price') services.add(routes.unmatched.route.service);

@@ -80,6 +80,8 @@ export function createMetrics(): Metrics {
     name: 'plannt_route_settled_sats_total',
     help: "Satoshis received by paid invoices, by route (other = not one of the configured routes').",
     labelNames: ['route'],
+    // Every worker watches the settlement stream and sees every payment: one pod counts it once.
+    aggregator: 'max',
     registers,
   });
   const exhausted = new Counter({
@@ -134,12 +136,16 @@ export function createMetrics(): Metrics {
     name: 'plannt_invoices_settled_total',
     help: "Invoices paid, as the invoice backend's settlement stream reports them, by service (other = not Plannt's).",
     labelNames: ['service'],
+    // Every worker watches the settlement stream and sees every payment: one pod counts it once.
+    aggregator: 'max',
     registers,
   });
   const settledSats = new Counter({
     name: 'plannt_invoices_settled_sats_total',
     help: "Satoshis received by paid invoices, by service (other = not Plannt's).",
     labelNames: ['service'],
+    // Every worker watches the settlement stream and sees every payment: one pod counts it once.
+    aggregator: 'max',
     registers,
   });
   const reloads = new Counter({

@@ -4,7 +4,11 @@
  * Plannt replicas share only the root key and the real Redis. Needs the binaries test/regtest/build-tools.sh
  * builds; without them every test fails saying so.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { inspect } from 'node:util';
 import { Invoice } from '@getalby/lightning-tools';
 import { type AuthenticatedLnd, authenticatedLndGrpc, getWalletInfo } from 'ln-service';
@@ -17,7 +21,7 @@ import {
   stopNetwork,
   stopNode,
 } from '../regtest/network';
-import type { CheckInput, CheckResult } from '../support/envoy-client';
+import { authorizationClient, type CheckInput, type CheckResult, check } from '../support/envoy-client';
 import { l402Authorization, payInvoice, readChallenge, sha256Hex } from '../support/l402-agent';
 import {
   deleteRedisKeys,
@@ -61,11 +65,13 @@ describe('L402 over a real Lightning channel (regtest)', () => {
   let a: Plannt;
   let b: Plannt;
   const prefix = uniqueRedisPrefix();
+  const rootKeyHex = randomRootKey();
+  let overrides: Record<string, unknown>;
 
   beforeAll(async () => {
     net = await startNetwork();
     bob = authenticatedLndGrpc(lndCredentials(net.bob)).lnd;
-    const overrides = {
+    overrides = {
       backend: {
         kind: 'lnd',
         timeout_ms: 3000,
@@ -78,7 +84,6 @@ describe('L402 over a real Lightning channel (regtest)', () => {
       spent_set: { kind: 'redis', redis: { url: REDIS_URL, key_prefix: prefix, command_timeout_ms: 2000 } },
       routes: E2E_ROUTES,
     };
-    const rootKeyHex = randomRootKey();
     [a, b] = await Promise.all([
       startPlannt(overrides, { rootKeyHex, readinessIntervalMs: 200 }),
       startPlannt(overrides, { rootKeyHex, readinessIntervalMs: 200 }),
@@ -282,6 +287,78 @@ describe('L402 over a real Lightning channel (regtest)', () => {
           10_000,
         ),
       ).toBe(true);
+    });
+  });
+
+  describe('a pod of two workers (`plannt serve`, workers: 2)', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'plannt-e2e-workers-'));
+    let pod: ChildProcess | undefined;
+    afterAll(() => {
+      if (pod?.exitCode === null) pod.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('counts a payment once on its /metrics, though both workers watch the settlement stream', async () => {
+      const config = path.join(dir, 'plannt.yaml');
+      // JSON is YAML: the same settings as the replicas above.
+      writeFileSync(
+        config,
+        JSON.stringify({
+          ...overrides,
+          listen: { grpc: '127.0.0.1:0', admin: '127.0.0.1:0', http: '127.0.0.1:0' },
+          root_keys: [{ id: 7, key: rootKeyHex }],
+          current_key_id: 7,
+          drain_seconds: 0,
+          workers: 2,
+        }),
+      );
+      const logs: Record<string, unknown>[] = [];
+      const cli = path.join(__dirname, '../../dist/src/cli.js');
+      pod = spawn(process.execPath, [cli, 'serve', '--config', config], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, NODE_ENV: 'test' },
+      });
+      let partial = '';
+      pod.stdout?.on('data', (chunk: Buffer) => {
+        const lines = (partial + chunk.toString()).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) if (line.startsWith('{')) logs.push(JSON.parse(line));
+      });
+      const started = () => logs.find((l) => l.msg === 'plannt started' && 'workers' in l);
+      expect(await waitFor(async () => started() !== undefined, 30_000)).toBe(true);
+      const { grpc_port: grpcPort, admin_port: adminPort } = started() as {
+        grpc_port: number;
+        admin_port: number;
+      };
+      const metrics = async () => (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+      const settled = async (name: string) => metricValue(await metrics(), name, { service: 'weather' });
+      // Ready is the minimum over the workers: both have reached LND.
+      expect(
+        await waitFor(
+          async () =>
+            metricValue(await metrics(), 'plannt_dependency_ready', { dependency: 'invoice_backend:lnd' }) ===
+            1,
+          20_000,
+        ),
+      ).toBe(true);
+
+      const client = authorizationClient(grpcPort);
+      try {
+        const res = await check(client, FORECAST);
+        expect(res.status).toBe(402);
+        const { invoice } = readChallenge(res.header('www-authenticate')[0] ?? '');
+        const countBefore = await settled('plannt_invoices_settled_total');
+        const satsBefore = await settled('plannt_invoices_settled_sats_total');
+        await payInvoice(bob, invoice);
+        // Each worker logs the settlement it saw; once both have, both have counted it.
+        const workersThatSaw = () =>
+          new Set(logs.filter((l) => l.msg === 'invoice settled').map((l) => l.pid));
+        expect(await waitFor(async () => workersThatSaw().size === 2, 10_000)).toBe(true);
+        expect(await settled('plannt_invoices_settled_total')).toBe(countBefore + 1);
+        expect(await settled('plannt_invoices_settled_sats_total')).toBe(satsBefore + 10);
+      } finally {
+        client.close();
+      }
     });
   });
 
