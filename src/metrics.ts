@@ -152,6 +152,8 @@ export function createMetrics(): Metrics {
     name: 'plannt_config_reloads_total',
     help: 'Configuration reloads (SIGHUP or a changed file): applied, or rejected with the old one kept.',
     labelNames: ['result'],
+    // Each worker applies the same reload: one pod counts it once.
+    aggregator: 'max',
     registers,
   });
   for (const result of ['applied', 'rejected']) reloads.inc({ result }, 0);

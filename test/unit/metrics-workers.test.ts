@@ -1,8 +1,8 @@
 /**
  * What one pod's /metrics says when several workers count: the primary aggregates the workers' registries with
  * prom-client's AggregatorRegistry, as supervisor.ts does. Checks are counted by the one worker that decided
- * them, so they add up; a settlement is reported to every worker (each watches the invoice backend's stream),
- * so it must count once.
+ * them, so they add up; a settlement is reported to every worker (each watches the invoice backend's stream), and
+ * every worker applies a config reload, so each of those must count once.
  */
 import { AggregatorRegistry } from 'prom-client';
 import { createMetrics, type Metrics } from '../../src/metrics';
@@ -34,6 +34,13 @@ describe('metrics of a pod with two workers', () => {
     for (const w of [early, late]) w.invoiceSettled('weather', 10, 'forecast');
     const text = await podMetrics([early, late]);
     expect(metricValue(text, 'plannt_invoices_settled_sats_total', { service: 'weather' })).toBe(20);
+  });
+
+  it('counts a config reload, which every worker applies, once', async () => {
+    const workers = [createMetrics(), createMetrics()];
+    for (const w of workers) w.configReload('applied');
+    const text = await podMetrics(workers);
+    expect(metricValue(text, 'plannt_config_reloads_total', { result: 'applied' })).toBe(1);
   });
 
   it('adds up what each worker decided itself', async () => {
