@@ -4,12 +4,13 @@
  *
  *   npm run build && node dist/bench/workers.js [--workers 1,2] [--rounds 4] [--kinds bundle,pass]
  *     [--calls 100000] [--connections 8] [--streams 16] [--node-options="--max-semi-space-size=4"]
- *     [--node-flags="--heap-growing-percent=50"] [--backend dev|lnd]
+ *     [--node-flags="--heap-growing-percent=50"] [--backend lnd|dev]
  *
  * `--node-options` is the NODE_OPTIONS a pod sets (the chart's nodeOptions); `--node-flags` go on node's
- * command line, as the image's entrypoint gives the V8 flags NODE_OPTIONS refuses. `--backend lnd` loads LND's
- * client as a production worker does (pointed at a closed loopback port: the routes measured never call it),
- * so the RSS is a production worker's; `dev` (the default) is the dev backend's.
+ * command line, as the image's entrypoint gives the V8 flags NODE_OPTIONS refuses. The backend is LND's client,
+ * loaded as a production worker loads it and pointed at a closed loopback port (the routes measured never call
+ * it), so the RSS is a production worker's; `--backend dev` (one worker only, as the config allows) the dev
+ * backend's.
  *
  * Each run starts the CLI as a pod does (its own process tree, a private redis-server spent-set, log level
  * info to a file) and drives it closed loop with h2load (bench/h2load.ts), one token per kind used for
@@ -45,7 +46,7 @@ const { values: args } = parseArgs({
     streams: { type: 'string', default: '16' },
     'node-options': { type: 'string', default: '' },
     'node-flags': { type: 'string', default: '' },
-    backend: { type: 'string', default: 'dev' },
+    backend: { type: 'string', default: 'lnd' },
   },
 });
 const ROUNDS = Number(args.rounds);

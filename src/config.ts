@@ -222,6 +222,14 @@ export const configSchema = z
           'more than 1 needs the redis spent-set: each worker has its own memory, so a token would spend once per worker',
       });
     }
+    if (c.workers !== undefined && c.workers > 1 && c.backend.kind === 'dev') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['workers'],
+        message:
+          'more than 1 needs an lnd backend: the dev backend keeps its invoices in one process, so POST /dev/pay could not pay one another worker made',
+      });
+    }
     const listeners = Object.entries(c.listen);
     listeners.forEach(([name, address], i) => {
       const other = listeners.slice(0, i).find(([, earlier]) => sameSocket(earlier, address));

@@ -12,6 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { AuthorizationClient } from '../../src/envoy/protos';
 import { keyring } from '../../src/l402/keys';
 import { check } from '../support/envoy-client';
+import { type FakeLnd, startFakeLnd } from '../support/fake-lnd';
 import { paidToken } from '../support/paid-token';
 import {
   deleteRedisKeys,
@@ -31,17 +32,20 @@ const dir = mkdtempSync(path.join(tmpdir(), 'plannt-workers-'));
 const prefix = uniqueRedisPrefix();
 const clients: grpc.Client[] = [];
 let child: ChildProcess;
+// A pod of workers sells through LND (the dev backend serves one process only); this one speaks LND's proto.
+let lnd: FakeLnd;
 let ports: { grpc: number; admin: number };
 const logs: Record<string, unknown>[] = [];
 
 beforeAll(async () => {
+  lnd = await startFakeLnd();
   const config = path.join(dir, 'plannt.yaml');
   writeFileSync(
     config,
     `listen: { grpc: "127.0.0.1:0", admin: "127.0.0.1:0", http: "127.0.0.1:0" }
 root_keys: [{ id: 7, key: "${ROOT_KEY.toString('hex')}" }]
 current_key_id: 7
-backend: { kind: dev }
+backend: { kind: lnd, lnd: { socket: "${lnd.socket}", cert_base64: "${lnd.certBase64}", macaroon_base64: "${Buffer.from(lnd.macaroonHex, 'hex').toString('base64')}" } }
 spent_set: { kind: redis, redis: { url: "${REDIS_URL}", key_prefix: "${prefix}", command_timeout_ms: 2000 } }
 routes:
   - { id: forecast, service: weather, price_sats: 10, path: { prefix: /v1/forecast } }
@@ -70,6 +74,7 @@ workers: 2
 afterAll(async () => {
   for (const c of clients) c.close();
   if (child.exitCode === null) child.kill('SIGKILL');
+  await lnd?.stop();
   rmSync(dir, { recursive: true, force: true });
   await deleteRedisKeys(prefix);
 });
@@ -132,7 +137,7 @@ describe('two workers behind one port', () => {
     const ready = await admin('/readyz');
     expect(ready.status).toBe(200);
     expect(JSON.parse(ready.text).dependencies).toEqual({
-      'invoice_backend:dev': true,
+      'invoice_backend:lnd': true,
       'spent_set:redis': true,
     });
   });

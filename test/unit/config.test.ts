@@ -550,13 +550,21 @@ describe('workers', () => {
     spent_set: { kind: 'redis', redis: { url: 'redis://redis:6379', ...extra } },
   });
 
-  it('defaults to the CPUs allowed with the redis spent-set, and to 1 with the memory one', () => {
-    expect(defaultWorkers(parseConfig(withRedis()), () => 4)).toBe(4);
-    expect(defaultWorkers(parseConfig(minimal()), () => 4)).toBe(1);
+  const lnd = { kind: 'lnd', lnd: { socket: 'lnd:10009', macaroon_file: '/lnd/invoice.macaroon' } };
+
+  it('defaults to the CPUs allowed with the redis spent-set and lnd, and to 1 with the memory one or dev', () => {
+    expect(defaultWorkers(parseConfig({ ...withRedis(), backend: lnd }), () => 4)).toBe(4);
+    expect(defaultWorkers(parseConfig({ ...minimal(), backend: lnd }), () => 4)).toBe(1);
+    expect(defaultWorkers(parseConfig(withRedis()), () => 4)).toBe(1);
+  });
+
+  it('refuses more than 1 with the dev backend, whose invoices /dev/pay finds only in the worker that made them', () => {
+    expect(configError({ ...withRedis(), workers: 2 })).toMatch(/workers: more than 1 needs an lnd backend/);
+    expect(parseConfig({ ...withRedis(), backend: lnd, workers: 2 }).workers).toBe(2);
   });
 
   it('refuses more than 1 with the memory spent-set, which each worker would keep apart', () => {
-    expect(configError({ ...minimal(), workers: 2 })).toMatch(
+    expect(configError({ ...minimal(), backend: lnd, workers: 2 })).toMatch(
       /workers: more than 1 needs the redis spent-set/,
     );
     expect(parseConfig({ ...minimal(), workers: 1 }).workers).toBe(1);
