@@ -4,7 +4,7 @@
  * Plannt replicas share only the root key and the real Redis. Needs the binaries test/regtest/build-tools.sh
  * builds; without them every test fails saying so.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,6 +36,7 @@ import {
   uniqueRedisPrefix,
   waitFor,
 } from '../support/plannt';
+import { serve } from '../support/serve';
 
 // Start-up (btcd, two lnd, mining, a channel) takes 20–60 s on 2 busy cores; the outage test restarts lnd.
 jest.setTimeout(120_000);
@@ -312,25 +313,10 @@ describe('L402 over a real Lightning channel (regtest)', () => {
           workers: 2,
         }),
       );
-      const logs: Record<string, unknown>[] = [];
-      const cli = path.join(__dirname, '../../dist/src/cli.js');
-      pod = spawn(process.execPath, [cli, 'serve', '--config', config], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-        env: { ...process.env, NODE_ENV: 'test' },
-      });
-      let partial = '';
-      pod.stdout?.on('data', (chunk: Buffer) => {
-        const lines = (partial + chunk.toString()).split('\n');
-        partial = lines.pop() ?? '';
-        for (const line of lines) if (line.startsWith('{')) logs.push(JSON.parse(line));
-      });
-      const started = () => logs.find((l) => l.msg === 'plannt started' && 'workers' in l);
-      expect(await waitFor(async () => started() !== undefined, 30_000)).toBe(true);
-      const { grpc_port: grpcPort, admin_port: adminPort } = started() as {
-        grpc_port: number;
-        admin_port: number;
-      };
-      const metrics = async () => (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+      const served = await serve(config);
+      pod = served.child;
+      const { logs, ports } = served;
+      const metrics = async () => (await fetch(`http://127.0.0.1:${ports.admin}/metrics`)).text();
       const settled = async (name: string) => metricValue(await metrics(), name, { service: 'weather' });
       // Ready is the minimum over the workers: both have reached LND.
       expect(
@@ -342,7 +328,7 @@ describe('L402 over a real Lightning channel (regtest)', () => {
         ),
       ).toBe(true);
 
-      const client = authorizationClient(grpcPort);
+      const client = authorizationClient(ports.grpc);
       try {
         const res = await check(client, FORECAST);
         expect(res.status).toBe(402);

@@ -3,7 +3,7 @@
  * /metrics counts them all, a killed worker is replaced while the other keeps serving, and SIGTERM drains
  * (readiness fails at once) and exits 0.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,8 +22,8 @@ import {
   uniqueRedisPrefix,
   waitFor,
 } from '../support/plannt';
+import { serve } from '../support/serve';
 
-const CLI = path.join(__dirname, '../../dist/src/cli.js');
 const ROOT_KEY = randomBytes(32);
 const KEYS = keyring([{ id: 7, secret: ROOT_KEY }], 7);
 const FORECAST = { method: 'GET', host: 'api.example.com', path: '/v1/forecast' };
@@ -35,7 +35,7 @@ let child: ChildProcess;
 // A pod of workers sells through LND (the dev backend serves one process only); this one speaks LND's proto.
 let lnd: FakeLnd;
 let ports: { grpc: number; admin: number };
-const logs: Record<string, unknown>[] = [];
+let logs: Record<string, unknown>[];
 
 beforeAll(async () => {
   lnd = await startFakeLnd();
@@ -54,21 +54,7 @@ shutdown_grace_ms: 2000
 workers: 2
 `,
   );
-  child = spawn(process.execPath, [CLI, 'serve', '--config', config], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, NODE_ENV: 'test' },
-  });
-  let partial = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    const lines = (partial + chunk.toString()).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines)
-      if (line.startsWith('{')) logs.push(JSON.parse(line) as Record<string, unknown>);
-  });
-  const started = await waitFor(async () => logs.some((l) => l.msg === 'plannt started'), 30_000);
-  if (!started) throw new Error(`plannt did not start: ${JSON.stringify(logs)}`);
-  const line = logs.find((l) => l.msg === 'plannt started') as { grpc_port: number; admin_port: number };
-  ports = { grpc: line.grpc_port, admin: line.admin_port };
+  ({ child, logs, ports } = await serve(config));
 });
 
 afterAll(async () => {
