@@ -1,7 +1,7 @@
 /**
- * `local_fallback`: when the shared spent-set is unavailable, count uses in this pod's memory instead of failing.
- * Keeps the API up through a Redis outage at a documented cost: during the outage a token could be used up to
- * its limit once per replica. Every fallback is reported so it is counted.
+ * `local_fallback`: when the shared spent-set is unavailable, count uses in this process's memory instead of
+ * failing. Keeps the API up through a Redis outage at a documented cost: during the outage a token could be used
+ * up to its limit once per process (a replica, or each of its workers). Every fallback is reported so it is counted.
  *
  * Uses counted locally are written back to the shared set when it answers again (before this pod next counts
  * the same token, and for all of them after the next successful call or probe), so other replicas refuse them

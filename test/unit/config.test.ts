@@ -558,6 +558,13 @@ describe('workers', () => {
     expect(defaultWorkers(parseConfig(withRedis()), () => 4)).toBe(1);
   });
 
+  it('defaults to 1 with local_fallback, whose outage window is once per process, and takes more when told', () => {
+    const fallback = { ...withRedis(), backend: lnd };
+    (fallback.spent_set as Record<string, unknown>).on_error = 'local_fallback';
+    expect(defaultWorkers(parseConfig(fallback), () => 4)).toBe(1);
+    expect(parseConfig({ ...fallback, workers: 4 }).workers).toBe(4);
+  });
+
   it('refuses more than 1 with the dev backend, whose invoices /dev/pay finds only in the worker that made them', () => {
     expect(configError({ ...withRedis(), workers: 2 })).toMatch(/workers: more than 1 needs an lnd backend/);
     expect(parseConfig({ ...withRedis(), backend: lnd, workers: 2 }).workers).toBe(2);
