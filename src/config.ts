@@ -227,7 +227,7 @@ export const configSchema = z
         code: 'custom',
         path: ['workers'],
         message:
-          'more than 1 needs an lnd backend: the dev backend keeps its invoices in one process, so POST /dev/pay could not pay one another worker made',
+          'more than 1 needs an lnd backend: the dev backend keeps its invoices in one process, so POST /dev/pay could not pay an invoice another worker made',
       });
     }
     const listeners = Object.entries(c.listen);

@@ -559,8 +559,11 @@ describe('workers', () => {
   });
 
   it('defaults to 1 with local_fallback, whose outage window is once per process, and takes more when told', () => {
-    const fallback = { ...withRedis(), backend: lnd };
-    (fallback.spent_set as Record<string, unknown>).on_error = 'local_fallback';
+    const fallback = {
+      ...withRedis(),
+      backend: lnd,
+      spent_set: { ...withRedis().spent_set, on_error: 'local_fallback' },
+    };
     expect(defaultWorkers(parseConfig(fallback), () => 4)).toBe(1);
     expect(parseConfig({ ...fallback, workers: 4 }).workers).toBe(4);
   });
