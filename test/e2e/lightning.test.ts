@@ -329,17 +329,30 @@ describe('L402 over a real Lightning channel (regtest)', () => {
       ).toBe(true);
 
       const client = authorizationClient(ports.grpc);
-      try {
+      // Each worker logs each settlement it saw.
+      const seenBy = () => {
+        const counts = new Map<unknown, number>();
+        for (const l of logs)
+          if (l.msg === 'invoice settled') counts.set(l.pid, (counts.get(l.pid) ?? 0) + 1);
+        return counts;
+      };
+      const everyWorkerSaw = (n: number) => {
+        const counts = [...seenBy().values()];
+        return counts.length === 2 && counts.every((c) => c === n);
+      };
+      const buyOnPod = async () => {
         const res = await check(client, FORECAST);
         expect(res.status).toBe(402);
-        const { invoice } = readChallenge(res.header('www-authenticate')[0] ?? '');
+        await payInvoice(bob, readChallenge(res.header('www-authenticate')[0] ?? '').invoice);
+      };
+      try {
+        // A first payment both workers see proves both streams are open (later gaps are replayed).
+        await buyOnPod();
+        expect(await waitFor(async () => everyWorkerSaw(1), 10_000)).toBe(true);
         const countBefore = await settled('plannt_invoices_settled_total');
         const satsBefore = await settled('plannt_invoices_settled_sats_total');
-        await payInvoice(bob, invoice);
-        // Each worker logs the settlement it saw; once both have, both have counted it.
-        const workersThatSaw = () =>
-          new Set(logs.filter((l) => l.msg === 'invoice settled').map((l) => l.pid));
-        expect(await waitFor(async () => workersThatSaw().size === 2, 10_000)).toBe(true);
+        await buyOnPod();
+        expect(await waitFor(async () => everyWorkerSaw(2), 10_000)).toBe(true);
         expect(await settled('plannt_invoices_settled_total')).toBe(countBefore + 1);
         expect(await settled('plannt_invoices_settled_sats_total')).toBe(satsBefore + 10);
       } finally {
