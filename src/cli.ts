@@ -27,7 +27,7 @@ program
     const workers = config.workers ?? defaultWorkers(config);
     if (workers > 1 && cluster.isPrimary) return supervise(config, workers, createLogger(config.log_level));
     const worker = cluster.worker;
-    if (worker) answerMetricRequests();
+    if (worker) answerMetricRequests((answer) => process.send?.(answer));
     const logger = worker
       ? createLogger(config.log_level).child({ worker: worker.id, pid: process.pid })
       : createLogger(config.log_level);

@@ -1,15 +1,15 @@
 /**
  * The primary process when `workers` > 1. Workers (node:cluster) share the gRPC and HTTP ports: the primary
  * accepts each connection and hands it to the next worker in turn. The primary checks nothing itself; it
- * serves the admin port with every worker's metrics aggregated (prom-client's AggregatorRegistry), replaces
+ * serves the admin port with every worker's metrics aggregated (pod-metrics.ts), replaces
  * a worker that dies (with backoff), and passes SIGTERM and SIGHUP on, so drain and reload work as with one
  * process: readiness fails at once, then each worker drains and exits.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { AggregatorRegistry } from 'prom-client';
 import type { Config } from './config';
 import { ConfigError, splitHostPort } from './config';
 import type { Logger } from './logger';
+import { podMetrics } from './pod-metrics';
 import { type AdminServer, startAdminServer } from './server/admin-http';
 import { isWorkerReport, type WorkerReport } from './worker';
 
@@ -25,20 +25,23 @@ const RESTART_MAX_MS = 10_000;
 const HEALTHY_AFTER_MS = 30_000;
 
 export async function superviseWorkers(config: Config, count: number, logger: Logger): Promise<Supervisor> {
-  const aggregator = new AggregatorRegistry();
   const reports = new Map<number, WorkerReport>();
+  const everyWorker = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
+  const metrics = podMetrics(everyWorker);
   let stopping = false;
   let crashes = 0;
   let lastCrash = 0;
 
   cluster.on('message', (worker, message: unknown) => {
     if (isWorkerReport(message)) reports.set(worker.id, message);
+    metrics.received(worker, message);
   });
 
   const fork = (): Worker => {
     const worker = cluster.fork();
     worker.on('exit', (code, signal) => {
       const served = reports.delete(worker.id);
+      metrics.exited(worker);
       if (stopping || !started) return;
       const now = Date.now();
       if (now - lastCrash > HEALTHY_AFTER_MS) crashes = 0;
@@ -87,7 +90,7 @@ export async function superviseWorkers(config: Config, count: number, logger: Lo
   let admin: AdminServer;
   try {
     admin = await startAdminServer(adminHost, adminPort, {
-      metrics: { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() },
+      metrics,
       readiness: { status: () => dependencies([...reports.values()]) },
       isDraining: () => draining,
       isServing: () => reports.size > 0,
@@ -109,7 +112,6 @@ export async function superviseWorkers(config: Config, count: number, logger: Lo
     'plannt started',
   );
 
-  const everyWorker = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
   const onHangup = () => {
     for (const w of everyWorker()) w.process.kill('SIGHUP');
   };

@@ -36,7 +36,7 @@ import {
   uniqueRedisPrefix,
   waitFor,
 } from '../support/plannt';
-import { serve } from '../support/serve';
+import { serve } from '../support/plannt-process';
 
 // Start-up (btcd, two lnd, mining, a channel) takes 20–60 s on 2 busy cores; the outage test restarts lnd.
 jest.setTimeout(120_000);
@@ -316,7 +316,7 @@ describe('L402 over a real Lightning channel (regtest)', () => {
       const served = await serve(config);
       pod = served.child;
       const { logs, ports } = served;
-      const metrics = async () => (await fetch(`http://127.0.0.1:${ports.admin}/metrics`)).text();
+      const metrics = async () => (await fetch(`http://127.0.0.1:${ports.admin_port}/metrics`)).text();
       const settled = async (name: string) => metricValue(await metrics(), name, { service: 'weather' });
       // Ready is the minimum over the workers: both have reached LND.
       expect(
@@ -328,7 +328,7 @@ describe('L402 over a real Lightning channel (regtest)', () => {
         ),
       ).toBe(true);
 
-      const client = authorizationClient(ports.grpc);
+      const client = authorizationClient(ports.grpc_port);
       // Each worker logs each settlement it saw.
       const seenBy = () => {
         const counts = new Map<unknown, number>();

@@ -22,7 +22,7 @@ import {
   uniqueRedisPrefix,
   waitFor,
 } from '../support/plannt';
-import { serve } from '../support/serve';
+import { type StartedPorts, serve } from '../support/plannt-process';
 
 const ROOT_KEY = randomBytes(32);
 const KEYS = keyring([{ id: 7, secret: ROOT_KEY }], 7);
@@ -34,7 +34,7 @@ const clients: grpc.Client[] = [];
 let child: ChildProcess;
 // A pod of workers sells through LND (the dev backend serves one process only); this one speaks LND's proto.
 let lnd: FakeLnd;
-let ports: { grpc: number; admin: number };
+let ports: StartedPorts;
 let logs: Record<string, unknown>[];
 
 beforeAll(async () => {
@@ -67,7 +67,7 @@ afterAll(async () => {
 
 /** A client on its own connection, as each Envoy worker thread has one. */
 function connection(): grpc.Client {
-  const client = new AuthorizationClient(`127.0.0.1:${ports.grpc}`, grpc.credentials.createInsecure(), {
+  const client = new AuthorizationClient(`127.0.0.1:${ports.grpc_port}`, grpc.credentials.createInsecure(), {
     'grpc.use_local_subchannel_pool': 1,
   });
   clients.push(client);
@@ -89,7 +89,7 @@ async function paidChecks(count: number): Promise<number> {
 }
 
 const admin = async (p: string) => {
-  const res = await fetch(`http://127.0.0.1:${ports.admin}${p}`);
+  const res = await fetch(`http://127.0.0.1:${ports.admin_port}${p}`);
   return { status: res.status, text: await res.text() };
 };
 
@@ -149,13 +149,20 @@ describe('SIGHUP', () => {
 });
 
 describe('a worker that dies', () => {
-  it('is replaced, and checks are served throughout', async () => {
+  it('is replaced, and checks are served throughout; what it counted stays on /metrics', async () => {
+    const allowed = async () =>
+      metricValue((await admin('/metrics')).text, 'plannt_checks_total', { decision: 'allow' });
+    const before = await allowed();
+    expect(before).toBeGreaterThan(0);
     const [victim, survivor] = workerPids();
     process.kill(Number(victim), 'SIGKILL');
     // Once the primary has seen the exit (a connection handed over in the instant before is lost, as with
     // any process killed mid-accept), the survivor takes every connection until the replacement is up.
     const noticed = () => logs.some((l) => l.msg === 'worker exited; replacing it' && l.pid === victim);
     expect(await waitFor(async () => noticed(), 5000)).toBe(true);
+    // A counter that went down would read to Prometheus as a reset: rate() would count the survivor's whole
+    // total again.
+    expect(await allowed()).toBe(before);
     // A scrape while the replacement starts (forked 100 ms after the exit) still answers, with the counts of
     // the workers that serve.
     await sleep(300);

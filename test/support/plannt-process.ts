@@ -1,5 +1,8 @@
-/** Reading a spawned `plannt serve`: its start line and the ports in it. */
-import type { ChildProcess } from 'node:child_process';
+/** Reading a spawned `plannt serve`: its start line and the ports in it, or every line it writes. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+
+const CLI = path.join(__dirname, '../../dist/src/cli.js');
 
 /** The ports `plannt serve` reports in its "plannt started" line. */
 export interface StartedPorts {
@@ -36,4 +39,33 @@ export function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs = 30
 /** Waits for `plannt serve` to say it started and returns the ports it listens on. */
 export async function startedPorts(child: ChildProcess, timeoutMs = 30_000): Promise<StartedPorts> {
   return JSON.parse(await waitForLine(child, /plannt started/, timeoutMs)) as StartedPorts;
+}
+
+export interface Served {
+  child: ChildProcess;
+  /** Every JSON line written so far, from the primary and every worker. */
+  logs: Record<string, unknown>[];
+  ports: StartedPorts;
+}
+
+/** Starts the built CLI on `configFile`, as a pod runs it, keeping every log line; resolves once it started. */
+export async function serve(configFile: string): Promise<Served> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--config', configFile], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, NODE_ENV: 'test' },
+  });
+  const logs: Record<string, unknown>[] = [];
+  let partial = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines)
+      if (line.startsWith('{')) logs.push(JSON.parse(line) as Record<string, unknown>);
+  });
+  try {
+    return { child, logs, ports: await startedPorts(child) };
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
 }
