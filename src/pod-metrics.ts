@@ -48,10 +48,14 @@ export function podMetrics(liveWorkers: () => Worker[]): PodMetrics {
       // One whose channel closed is exiting: exited() carries its last answer.
       const workers = liveWorkers().filter((w) => w.isConnected());
       const answers = await Promise.all(workers.map(ask));
+      // One that exited meanwhile is in the carry already: its answer would count it twice.
+      const live: WorkerMetrics[] = [];
       workers.forEach((w, i) => {
-        if (!w.isDead()) lastAnswer.set(w.id, answers[i] ?? []);
+        if (w.isDead()) return;
+        lastAnswer.set(w.id, answers[i] ?? []);
+        live.push(answers[i] ?? []);
       });
-      return AggregatorRegistry.aggregate(carry.withCarried(answers)).metrics();
+      return AggregatorRegistry.aggregate(carry.withCarried(live)).metrics();
     },
     exited(worker) {
       const last = lastAnswer.get(worker.id);
